@@ -1,0 +1,259 @@
+"""kaiku_ops settings.
+
+Everything comes from the environment (12-factor), with an optional `.env` beside
+manage.py for local use; a variable set in the environment always wins over `.env`.
+`.env.example` lists every variable with its default and meaning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from kaiku_ops import local_secrets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+ENV_FILE = Path(env.str("KAIKU_ENV_FILE", default=str(BASE_DIR / ".env")))
+if ENV_FILE.is_file():
+    env.read_env(str(ENV_FILE), overwrite=False)
+
+DATA_DIR = Path(env.str("KAIKU_DATA_DIR", default=str(BASE_DIR / ".data")))
+
+# "development" (default: embedded services allowed, generated secrets) or "production"
+# (every secret and host must be given explicitly).
+KAIKU_ENV = env.str("KAIKU_ENV", default="development")
+if KAIKU_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"KAIKU_ENV must be 'development' or 'production', not {KAIKU_ENV!r}")
+PRODUCTION = KAIKU_ENV == "production"
+
+
+def _required_in_production(name: str) -> str | None:
+    value = env.str(name, default="") or None
+    if PRODUCTION and not value:
+        raise ImproperlyConfigured(f"{name} must be set when KAIKU_ENV=production (see .env.example)")
+    return value
+
+
+SECRET_KEY = _required_in_production("SECRET_KEY") or local_secrets.get_or_create(DATA_DIR, "secret-key")
+TELEMETRY_INGEST_TOKEN = (_required_in_production("TELEMETRY_INGEST_TOKEN")
+                          or local_secrets.get_or_create(DATA_DIR, "ingest-token"))
+
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when KAIKU_ENV=production (comma-separated host names)")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_celery_beat",
+    "telemetry",
+    "command_center",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "kaiku_ops.urls"
+ASGI_APPLICATION = "kaiku_ops.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+def _database(url_variable: str, url: str) -> dict:
+    expected = "expected postgres://USER:PASSWORD@HOST:PORT/NAME"
+    if urlsplit(url).scheme not in ("postgres", "postgresql", "pgsql"):
+        raise ImproperlyConfigured(f"{url_variable} is not a PostgreSQL URL; {expected}")
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as error:  # django-environ raises assorted errors for malformed URLs
+        raise ImproperlyConfigured(f"{url_variable} is not a valid database URL ({error}); {expected}") from None
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"{url_variable} names no database; expected postgres://USER@HOST:PORT/NAME")
+    config["CONN_MAX_AGE"] = 0
+    config.setdefault("OPTIONS", {})
+    config["OPTIONS"].setdefault("connect_timeout", 5)
+    if env.bool("DATABASE_POOL", default=True):
+        config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": env.int("DATABASE_POOL_MAX", default=10),
+                                     "timeout": 5}
+    config["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
+    return config
+
+
+def _embedded_database_url() -> str:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL must be set when KAIKU_ENV=production")
+    from kaiku_ops.embedded import EmbeddedServiceError, database_url
+
+    try:
+        return database_url(DATA_DIR)
+    except EmbeddedServiceError as error:
+        raise ImproperlyConfigured(f"{error}; or set DATABASE_URL to use your own PostgreSQL") from None
+
+
+DATABASE_URL = env.str("DATABASE_URL", default="") or _embedded_database_url()
+DATABASES = {"default": _database("DATABASE_URL", DATABASE_URL)}
+
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _database("DATABASE_REPLICA_URL", DATABASE_REPLICA_URL)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+
+# The voice quality tables live in the Kaiku platform database; without it we keep our own copies.
+VOICE_DATABASE_URL = env.str("VOICE_DATABASE_URL", default="")
+if VOICE_DATABASE_URL:
+    DATABASES["voice"] = _database("VOICE_DATABASE_URL", VOICE_DATABASE_URL)
+VOICE_DATABASE_ALIAS = "voice" if VOICE_DATABASE_URL else "default"
+
+DATABASE_ROUTERS = ["kaiku_ops.db_routers.ReplicaRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Redis: cache, Celery broker, channel layer ----------------------------------------------------
+
+def _embedded_redis_url() -> str:
+    if PRODUCTION:
+        raise ImproperlyConfigured("REDIS_URL must be set when KAIKU_ENV=production")
+    from kaiku_ops.embedded import EmbeddedServiceError, redis_url
+
+    try:
+        return redis_url(DATA_DIR)
+    except EmbeddedServiceError as error:
+        raise ImproperlyConfigured(f"{error}; or set REDIS_URL to use your own Redis/Valkey") from None
+
+
+REDIS_URL = env.str("REDIS_URL", default="") or _embedded_redis_url()
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="kaiku_ops"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="kaiku_ops:asgi")},
+    }
+}
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 3}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+# DatabaseScheduler copies these into the database at start-up, so the admin shows and edits them.
+CELERY_BEAT_SCHEDULE = {
+    "ensure-partitions": {"task": "telemetry.tasks.ensure_partitions", "schedule": 6 * 3600.0},
+    "refresh-rollups": {"task": "telemetry.tasks.refresh_rollups", "schedule": 3600.0},
+    "enforce-retention": {"task": "telemetry.tasks.enforce_retention", "schedule": 3600.0},
+}
+
+
+# --- auth, i18n, static ----------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+SERVE_STATIC = env.bool("KAIKU_SERVE_STATIC", default=True)
+
+LOGIN_URL = "admin:login"
+
+# --- security ------------------------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- telemetry ingestion ---------------------------------------------------------------------------
+
+TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0.01)
+TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
+
+# --- Command Center --------------------------------------------------------------------------------
+# Thresholds (COMMAND_CENTER_*_WARN/_CRIT) are read by telemetry.contract.load_thresholds from the
+# environment; these are the remaining Command Center settings.
+COMMAND_CENTER_TRACE_SLOW_MS = env.int("COMMAND_CENTER_TRACE_SLOW_MS", default=1000)
+COMMAND_CENTER_DB_SLOW_MS = env.int("COMMAND_CENTER_DB_SLOW_MS", default=100)
+COMMAND_CENTER_FEATURE_CLIENT_TELEMETRY = env.bool("COMMAND_CENTER_FEATURE_CLIENT_TELEMETRY", default=False)
+COMMAND_CENTER_FEATURE_DEPLOY_MARKERS = env.bool("COMMAND_CENTER_FEATURE_DEPLOY_MARKERS", default=False)
+COMMAND_CENTER_FEATURE_REDIS_STATS = env.bool("COMMAND_CENTER_FEATURE_REDIS_STATS", default=False)
+KAIKU_API_HEALTH_URL = env.str("KAIKU_API_HEALTH_URL", default="")
+KAIKU_DEMO = env.bool("KAIKU_DEMO", default=True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

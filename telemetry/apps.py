@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class TelemetryConfig(AppConfig):
+    """The write side: OTLP ingestion, storage, aggregation, partitions, retention, rollups."""
+
+    name = "telemetry"
+    verbose_name = "Telemetry storage"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,208 @@
+"""Django models over the telemetry tables.
+
+The partitioned tables and the rollup views are created by raw SQL in the migrations
+(`managed = False`); their primary keys include the partition column, as PostgreSQL requires.
+Writes go through `telemetry.storage`, never through ad-hoc inserts.
+"""
+# The text columns mirror the design's SQL schema, where NULL means "not given" (no trace id,
+# no route); an empty string would be a different, misleading value.
+# ruff: noqa: DJ001
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class MetricSample(models.Model):
+    """One metric, one label set, one UTC minute (see the contract, section 3.1)."""
+
+    pk = models.CompositePrimaryKey("metric_name", "ts", "scope", "labels")
+    ts = models.DateTimeField()
+    metric_name = models.TextField()
+    scope = models.TextField(default="cluster")
+    labels = models.JSONField(default=dict)
+    value_count = models.BigIntegerField(null=True)
+    value_sum = models.FloatField(null=True)
+    value_p50 = models.FloatField(null=True)
+    value_p95 = models.FloatField(null=True)
+    value_p99 = models.FloatField(null=True)
+    bucket_bounds = ArrayField(models.FloatField(), null=True)
+    bucket_counts = ArrayField(models.BigIntegerField(), null=True)
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_metric_samples"
+
+    def __str__(self) -> str:
+        return f"{self.metric_name} {self.labels} @ {self.ts:%Y-%m-%d %H:%M}"
+
+
+class LogEvent(models.Model):
+    """A curated WARN/ERROR log record."""
+
+    pk = models.CompositePrimaryKey("id", "ts")
+    id = models.UUIDField()
+    ts = models.DateTimeField()
+    level = models.TextField()
+    service = models.TextField()
+    domain = models.TextField()
+    event = models.TextField()
+    message = models.TextField()
+    trace_id = models.TextField(null=True)
+    span_id = models.TextField(null=True)
+    attrs = models.JSONField(default=dict)
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_log_events"
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.event} @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class TraceIndexEntry(models.Model):
+    """Metadata of one kept span (contract section 5); never its payload."""
+
+    pk = models.CompositePrimaryKey("id", "ts")
+    id = models.UUIDField()
+    ts = models.DateTimeField()
+    trace_id = models.TextField()
+    span_name = models.TextField()
+    domain = models.TextField()
+    route = models.TextField(null=True)
+    status_code = models.TextField(null=True)
+    duration_ms = models.IntegerField()
+    service = models.TextField()
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_trace_index"
+
+    def __str__(self) -> str:
+        return f"{self.span_name} {self.duration_ms} ms @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class ConnectionSession(models.Model):
+    """A voice session; read through `telemetry.voice.voice_alias()`."""
+
+    pk = models.CompositePrimaryKey("id", "started_at")
+    id = models.UUIDField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+    outcome = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "connection_sessions"
+
+    def __str__(self) -> str:
+        return f"voice session {self.id}"
+
+
+class ConnectionMetric(models.Model):
+    """A voice quality measurement; read through `telemetry.voice.voice_alias()`."""
+
+    pk = models.CompositePrimaryKey("session_id", "ts")
+    ts = models.DateTimeField()
+    session_id = models.UUIDField()
+    latency_ms = models.IntegerField(null=True)
+    packet_loss = models.FloatField(null=True)
+    jitter_ms = models.IntegerField(null=True)
+    quality = models.SmallIntegerField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "connection_metrics"
+
+    def __str__(self) -> str:
+        return f"voice metric {self.session_id} @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class Series(models.Model):
+    """A (metric, label set) seen recently; the cardinality budget counts these per metric."""
+
+    metric_name = models.TextField()
+    labels = models.JSONField(default=dict)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        db_table = "telemetry_series"
+        verbose_name_plural = "series"
+        constraints = [
+            models.UniqueConstraint(fields=["metric_name", "labels"],
+                                    name="telemetry_series_metric_labels_uniq"),
+        ]
+        indexes = [models.Index(fields=["metric_name", "last_seen"], name="telemetry_series_metric_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.metric_name} {self.labels}"
+
+
+class JobRun(models.Model):
+    """One run of a maintenance job (purge, rollup refresh, partitions), shown by the command center."""
+
+    job = models.TextField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.IntegerField()
+    ok = models.BooleanField()
+    details = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "telemetry_job_runs"
+        indexes = [models.Index(fields=["job", "-started_at"], name="telemetry_job_runs_job_started")]
+
+    def __str__(self) -> str:
+        return f"{self.job} @ {self.started_at:%Y-%m-%d %H:%M:%S} ({'ok' if self.ok else 'failed'})"
+
+
+class _TrendRollupFields(models.Model):
+    metric_name = models.TextField()
+    scope = models.TextField()
+    route = models.TextField(null=True)
+    labels = models.JSONField()
+    bucket_bounds = ArrayField(models.FloatField())
+    sample_count = models.BigIntegerField()
+    first_ts = models.DateTimeField()
+    last_ts = models.DateTimeField()
+    total_count = models.BigIntegerField(null=True)
+    error_count = models.BigIntegerField()
+    total_sum = models.FloatField(null=True)
+    max_value = models.FloatField(null=True)
+    last_value = models.FloatField(null=True)
+    avg_p95 = models.FloatField(null=True)
+    max_p95 = models.FloatField(null=True)
+    bucket_counts = ArrayField(models.BigIntegerField(), null=True)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyTrendRollup(_TrendRollupFields):
+    """Samples merged per hour (materialized view); `bucket_counts` are the merged histogram buckets."""
+
+    pk = models.CompositePrimaryKey("hour", "metric_name", "scope", "labels", "bucket_bounds")
+    hour = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_trend_rollups_hourly"
+
+    def __str__(self) -> str:
+        return f"{self.metric_name} {self.labels} hour {self.hour:%Y-%m-%d %H:00}"
+
+
+class DailyTrendRollup(_TrendRollupFields):
+    """Samples merged per UTC day (materialized view), for 7- and 30-day trends."""
+
+    pk = models.CompositePrimaryKey("day", "metric_name", "scope", "labels", "bucket_bounds")
+    day = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_trend_rollups"
+
+    def __str__(self) -> str:
+        return f"{self.metric_name} {self.labels} day {self.day:%Y-%m-%d}"

@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite. Everything runs against real PostgreSQL and real Redis:
+the embedded ones under .data/ unless DATABASE_URL / REDIS_URL name other servers."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+
+@pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser("root-admin", password="pw-root-admin-1")
+
+
+@pytest.fixture
+def system_admin(db):
+    """A staff user who is not a superuser but holds the Command Center permission."""
+    user = get_user_model().objects.create_user("ops", password="pw-ops-1", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_command_center"))
+    return user
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user("staff", password="pw-staff-1", is_staff=True)
+
+
+@pytest.fixture
+def plain_user(db):
+    return get_user_model().objects.create_user("plain", password="pw-plain-1")
+
+
+@pytest.fixture
+def redis_client():
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_app():
+    from kaiku_ops.celery import app
+
+    return app
