@@ -143,7 +143,7 @@ def _parse_json(signal: Signal, payload: bytes) -> Message:
         raise InvalidPayload(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidPayload(f"JSON body must be an object, got {type(document).__name__}")
-    pass
+    hex_ids_to_base64(signal, document)
     message = signal.request_class()
     try:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
