@@ -1,3 +1,5 @@
 """WebSocket URL patterns (the Channels side of urls.py)."""
 
-websocket_urlpatterns: list = []
+from command_center.routing import websocket_urlpatterns
+
+__all__ = ["websocket_urlpatterns"]

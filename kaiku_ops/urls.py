@@ -1,10 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from kaiku_ops import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("v1/", include("telemetry.ingest.urls")),
+    path("api/admin/observability/", include("command_center.api.urls")),
+    path("admin/command-center/", include("command_center.pages.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,3 @@
+"""URL patterns (placeholder until its owner fills it in)."""
+
+urlpatterns: list = []
