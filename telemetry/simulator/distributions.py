@@ -76,7 +76,7 @@ def bucket_probabilities(
         for bound in bounds
     ]
     edges = [0.0, *cumulative, 1.0]
-    return [max(0.0, upper - lower) for lower, upper in zip(edges, edges[1:])]
+    return [max(0.0, upper - lower) for lower, upper in zip(edges, edges[1:], strict=False)]
 
 
 def value_in_bucket(rng: random.Random, bounds: Sequence[float], index: int) -> float:

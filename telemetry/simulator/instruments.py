@@ -67,7 +67,9 @@ class Counter(_Instrument):
         metric.sum.aggregation_temporality = _CUMULATIVE
         metric.sum.is_monotonic = True
         for attributes, total in self.totals.items():
-            point = metric.sum.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns, as_int=total)
+            point = metric.sum.data_points.add(
+                start_time_unix_nano=start_ns, time_unix_nano=now_ns, as_int=total
+            )
             point.attributes.extend(key_values(attributes))
         return metric
 
@@ -109,7 +111,9 @@ class Histogram(_Instrument):
         }
         self.sums: dict[AttributeSet, float] = dict.fromkeys(attribute_sets, 0.0)
 
-    def add_buckets(self, counts: Sequence[int], total: float, attributes: AttributeSet = NO_ATTRIBUTES) -> None:
+    def add_buckets(
+        self, counts: Sequence[int], total: float, attributes: AttributeSet = NO_ATTRIBUTES
+    ) -> None:
         """Record pre-bucketed observations: counts[i] values fell into bucket i, summing to `total`."""
         current = self.bucket_counts.setdefault(attributes, [0] * (len(self.bounds) + 1))
         for index, count in enumerate(counts):

@@ -5,9 +5,9 @@ average and whose maximum is the peak (see `load_factor`).
 """
 
 import math
-from functools import lru_cache
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
