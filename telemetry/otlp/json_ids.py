@@ -1,5 +1,8 @@
 """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
 
+`base64_ids_to_hex` turns `json_format.MessageToDict` output into OTLP/JSON (the encoder);
+`hex_ids_to_base64` is its inverse, which lets `json_format.ParseDict` read OTLP/JSON: the receiver decodes
+with `json_builder` instead, and the tests keep ParseDict as the reference it must agree with.
 The walkers visit only the paths where ids live (spans, span links, log records, exemplars), in place,
 so a large request is neither deep-copied nor fully traversed. Containers of an unexpected type are left
 alone: `json_format.ParseDict` then reports them with the field name.
@@ -105,7 +108,8 @@ def _convert_fields(
                 container[key] = convert(value, f"{where} {camel}", size)
 
 
-def _hex_to_base64(value: object, name: str, size: int) -> str:
+def hex_id_bytes(value: object, name: str, size: int) -> bytes:
+    """The `size` bytes an OTLP/JSON hex id spells; InvalidPayload naming `name` when it is not one."""
     if not isinstance(value, str):
         raise InvalidPayload(f"{name} must be a hex string, got {type(value).__name__}")
     if len(value) != 2 * size:
@@ -116,7 +120,11 @@ def _hex_to_base64(value: object, name: str, size: int) -> str:
         raw = b""
     if len(raw) != size:  # fromhex skips whitespace, so a right-length string can still be short
         raise InvalidPayload(f"{name} is not valid hex: {value!r}")
-    return base64.b64encode(raw).decode("ascii")
+    return raw
+
+
+def _hex_to_base64(value: object, name: str, size: int) -> str:
+    return base64.b64encode(hex_id_bytes(value, name, size)).decode("ascii")
 
 
 def _base64_to_hex(value: object, name: str, size: int) -> str:
