@@ -51,7 +51,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "command_center.admin_site.CommandCenterAdminConfig",  # django.contrib.admin with the Command Center entry
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "kaiku_ops.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -191,6 +192,11 @@ CELERY_BEAT_SCHEDULE = {
     "ensure-partitions": {"task": "telemetry.tasks.ensure_partitions", "schedule": 6 * 3600.0},
     "refresh-rollups": {"task": "telemetry.tasks.refresh_rollups", "schedule": 3600.0},
     "enforce-retention": {"task": "telemetry.tasks.enforce_retention", "schedule": 3600.0},
+    # closed minutes of the durable metric buffer become telemetry_metric_samples rows
+    "flush-metric-points": {"task": "telemetry.tasks.flush_metric_points", "schedule": 60.0},
+    # vital_signs / voice_pulse pushes; each run is one Redis round trip while nobody watches
+    "publish-live-panels": {"task": "command_center.push_tasks.publish_live_panels", "schedule": 5.0,
+                            "options": {"expires": 5}},
 }
 
 
@@ -220,6 +226,7 @@ LOGIN_URL = "admin:login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # no script of ours reads it: the admin forms carry the token in the page
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -231,6 +238,9 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if not SECURE_HSTS_PRELOAD:
+        # Asking browsers to preload HSTS for the whole domain is the domain owner's call, not a default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- telemetry ingestion ---------------------------------------------------------------------------
 

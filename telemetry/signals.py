@@ -1,0 +1,7 @@
+"""Write-side events the read side subscribes to (telemetry never imports command_center)."""
+
+from django.dispatch import Signal
+
+# Sent after the ingest transaction commits, with `rows`: the ERROR log events actually inserted, each a
+# dict with ts (ISO 8601), service, domain, event, message (scrubbed), trace_id and level.
+error_logs_ingested = Signal()

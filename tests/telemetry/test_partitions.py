@@ -1,0 +1,94 @@
+"""Daily partitions: created ahead, idempotent, safe under concurrency, and never losing default rows."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection, connections
+
+from telemetry.factories import LogEventFactory
+from telemetry.models import LogEvent
+from telemetry.partitions import (
+    PARTITIONED_TABLES,
+    day_partitions,
+    default_partition_name,
+    ensure_partitions,
+    partition_name,
+)
+
+FAR_FUTURE = datetime(2041, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def _partition_holding(table: str, column: str, value: datetime) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT tableoid::regclass::text FROM {table} WHERE {column} = %s", [value])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_the_migration_created_partitions_from_31_days_back_to_3_days_ahead():
+    today = datetime.now(UTC).date()
+    for table in PARTITIONED_TABLES:
+        days = {partition.day for partition in day_partitions(table)}
+        assert {today - timedelta(days=31), today, today + timedelta(days=3)} <= days
+
+
+@pytest.mark.django_db
+def test_ensure_partitions_creates_the_window_once():
+    created = ensure_partitions(now=FAR_FUTURE, days_back=1, days_ahead=1, tables=["telemetry_log_events"])
+
+    assert created == [partition_name("telemetry_log_events", date(2041, 3, day)) for day in (9, 10, 11)]
+    assert ensure_partitions(now=FAR_FUTURE, days_back=1, days_ahead=1, tables=["telemetry_log_events"]) == []
+
+
+@pytest.mark.django_db
+def test_a_row_for_a_day_without_partition_goes_to_the_default_partition_and_moves_later():
+    when = FAR_FUTURE + timedelta(days=5)
+    LogEventFactory(ts=when)
+    assert _partition_holding("telemetry_log_events", "ts", when) == default_partition_name("telemetry_log_events")
+
+    ensure_partitions(now=when, days_back=0, days_ahead=0, tables=["telemetry_log_events"])
+
+    assert _partition_holding("telemetry_log_events", "ts", when) == "telemetry_log_events_p20410315"
+    assert LogEvent.objects.filter(ts=when).count() == 1
+
+
+@pytest.mark.django_db
+def test_unknown_table_is_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match="valid: telemetry_metric_samples"):
+        ensure_partitions(tables=["auth_user"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_create_each_partition_exactly_once():
+    when = datetime(2042, 6, 1, tzinfo=UTC)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def run():
+        try:
+            start.wait()
+            results.append(ensure_partitions(now=when, days_back=3, days_ahead=3))
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        created = results[0] + results[1]
+        assert len(created) == len(set(created)) == 7 * len(PARTITIONED_TABLES)
+    finally:
+        with connection.cursor() as cursor:
+            for table in PARTITIONED_TABLES:
+                for partition in day_partitions(table):
+                    if partition.day.year == 2042:
+                        cursor.execute(f"DROP TABLE {partition.name}")

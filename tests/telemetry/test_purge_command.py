@@ -1,0 +1,94 @@
+"""`manage.py purge_telemetry`, `refresh_rollups` and `ensure_partitions` as an operator uses them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from telemetry.factories import LogEventFactory, MetricSampleFactory
+from telemetry.jobs import Job, last_run
+from telemetry.models import LogEvent, MetricSample
+
+MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
+
+
+def _purge(*args: str, answer: str | None = None, monkeypatch=None) -> str:
+    out = StringIO()
+    if answer is not None:
+        monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    call_command("purge_telemetry", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def old_and_new_rows(db):
+    old = timezone.now() - timedelta(days=12)
+    return [LogEventFactory(ts=old), LogEventFactory(), MetricSampleFactory(ts=old), MetricSampleFactory()]
+
+
+def test_dry_run_prints_what_would_go_and_changes_nothing(old_and_new_rows):
+    output = _purge("--dry-run", "--older-than", "10")
+
+    assert "telemetry_log_events: would remove 1 rows" in output
+    assert "telemetry_metric_samples: would remove 1 rows" in output
+    assert "Would remove 2 rows" in output
+    assert LogEvent.objects.count() == 2 and MetricSample.objects.count() == 2
+    assert last_run(Job.PURGE) is None
+
+
+def test_noinput_purges_the_chosen_tables_and_reports_elapsed_time(old_and_new_rows):
+    output = _purge("--noinput", "--older-than", "10", "--table", "telemetry_log_events")
+
+    assert "telemetry_log_events: removed 1 rows" in output
+    assert "telemetry_metric_samples" not in output
+    assert " in " in output.splitlines()[-1] and output.rstrip().endswith(" s")
+    assert LogEvent.objects.count() == 1 and MetricSample.objects.count() == 2
+
+
+def test_without_noinput_it_asks_and_a_no_deletes_nothing(old_and_new_rows, monkeypatch):
+    with pytest.raises(CommandError, match="cancelled; nothing was deleted"):
+        _purge("--older-than", "10", answer="n", monkeypatch=monkeypatch)
+    assert LogEvent.objects.count() == 2
+
+    _purge("--older-than", "10", answer="yes", monkeypatch=monkeypatch)
+    assert LogEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), [
+    (["--older-than", "31"], "never kept longer than 30 days"),
+    (["--older-than", "0"], "from 1 to 30"),
+    (["--table", "auth_user"], "unknown table auth_user; valid tables: telemetry_metric_samples"),
+])
+def test_bad_arguments_raise_a_clear_command_error(args, message):
+    with pytest.raises(CommandError, match=message):
+        _purge("--noinput", *args)
+
+
+@pytest.mark.parametrize("args", [["--older-than", "45"], ["--table", "nope"], ["--older-than", "ten"]])
+def test_bad_arguments_exit_non_zero_with_one_line(args):
+    result = subprocess.run([sys.executable, str(MANAGE_PY), "purge_telemetry", "--noinput", *args],
+                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "error" in line.lower()]) == 1
+
+
+@pytest.mark.django_db
+def test_refresh_rollups_and_ensure_partitions_commands_report_what_they_did():
+    out = StringIO()
+    call_command("refresh_rollups", stdout=out)
+    call_command("ensure_partitions", stdout=out)
+
+    assert "telemetry_trend_rollups_hourly: refreshed in" in out.getvalue()
+    assert "created 0 partitions" in out.getvalue()
+    assert last_run(Job.ENSURE_PARTITIONS).details == {"created": []}

@@ -1,0 +1,144 @@
+"""Retention: nothing older than the cutoff survives anywhere, nothing younger is lost."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from telemetry.factories import (
+    ConnectionMetricFactory,
+    ConnectionSessionFactory,
+    JobRunFactory,
+    LogEventFactory,
+    MetricSampleFactory,
+    SeriesFactory,
+    TraceIndexEntryFactory,
+)
+from telemetry.jobs import Job, last_run
+from telemetry.models import (
+    ConnectionMetric,
+    ConnectionSession,
+    DailyTrendRollup,
+    HourlyTrendRollup,
+    LogEvent,
+    MetricSample,
+    TraceIndexEntry,
+)
+from telemetry.partitions import day_partitions, ensure_partitions
+from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention
+from telemetry.rollups import refresh_rollups
+
+NOW = timezone.now().replace(microsecond=0)
+CUTOFF = NOW - timedelta(days=30)
+# From well before the oldest partition (rows land in the default partition) to the future.
+OFFSETS = st.lists(st.integers(min_value=-45 * 86400, max_value=2 * 86400), min_size=1, max_size=25)
+
+
+def _empty_tables():
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(RETENTION_TABLES)}")
+
+
+@pytest.mark.django_db
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offsets=OFFSETS)
+def test_after_retention_no_row_is_older_than_30_days_and_no_younger_row_is_lost(offsets):
+    _empty_tables()
+    ensure_partitions(now=NOW)
+    times = sorted({NOW + timedelta(seconds=offset) for offset in offsets})
+    for when in times:
+        MetricSampleFactory(ts=when)
+        MetricSampleFactory(ts=when, histogram=True)
+        LogEventFactory(ts=when)
+        TraceIndexEntryFactory(ts=when)
+        ConnectionSessionFactory(started_at=when)
+        ConnectionMetricFactory(ts=when)
+    refresh_rollups()
+    young = [when for when in times if when >= CUTOFF]
+
+    enforce_retention(now=NOW)
+
+    assert sorted(LogEvent.objects.values_list("ts", flat=True)) == young
+    assert sorted(TraceIndexEntry.objects.values_list("ts", flat=True)) == young
+    assert sorted(ConnectionSession.objects.values_list("started_at", flat=True)) == young
+    assert sorted(ConnectionMetric.objects.values_list("ts", flat=True)) == young
+    assert sorted(MetricSample.objects.values_list("ts", flat=True)) == sorted(young * 2)
+    for rollup in (HourlyTrendRollup, DailyTrendRollup):
+        assert sum(rollup.objects.values_list("sample_count", flat=True)) == 2 * len(young)
+        assert all(first_ts >= CUTOFF for first_ts in rollup.objects.values_list("first_ts", flat=True))
+    assert all(partition.end > CUTOFF for partition in day_partitions("telemetry_log_events"))
+
+
+@pytest.mark.django_db
+def test_whole_expired_days_are_dropped_as_partitions_and_the_boundary_day_is_deleted_row_by_row():
+    ensure_partitions(now=NOW)
+    LogEventFactory(ts=NOW - timedelta(days=31))
+    LogEventFactory(ts=CUTOFF - timedelta(seconds=1))
+    kept = LogEventFactory(ts=CUTOFF)
+
+    report = enforce_retention(now=NOW, tables=["telemetry_log_events"])
+
+    (table,) = report.tables
+    assert table.rows_deleted == 2
+    assert all(name < f"telemetry_log_events_p{CUTOFF:%Y%m%d}" for name in table.partitions_dropped)
+    assert f"telemetry_log_events_p{(NOW - timedelta(days=31)):%Y%m%d}" in table.partitions_dropped
+    assert list(LogEvent.objects.all()) == [kept]
+
+
+@pytest.mark.django_db
+def test_series_and_job_runs_expire_too():
+    SeriesFactory(last_seen=NOW - timedelta(days=31), first_seen=NOW - timedelta(days=40))
+    fresh_series = SeriesFactory(last_seen=NOW, first_seen=NOW - timedelta(days=40))
+    JobRunFactory(started_at=NOW - timedelta(days=31), finished_at=NOW - timedelta(days=31))
+
+    report = enforce_retention(now=NOW, tables=["telemetry_series", "telemetry_job_runs"])
+
+    assert {t.table: t.rows_deleted for t in report.tables} == {"telemetry_series": 1, "telemetry_job_runs": 1}
+    assert list(fresh_series.__class__.objects.all()) == [fresh_series]
+
+
+@pytest.mark.django_db
+def test_a_run_is_recorded_for_the_command_center_and_logged_once(caplog):
+    LogEventFactory(ts=CUTOFF - timedelta(hours=1))
+
+    with caplog.at_level(logging.INFO, logger="telemetry.retention"):
+        enforce_retention(now=NOW)
+
+    run = last_run(Job.PURGE)
+    assert run.ok and run.details["rows_deleted"] == 1 and run.details["rollups_refreshed"]
+    assert run.details["tables"][1]["table"] == "telemetry_log_events"
+    assert [record.levelno for record in caplog.records if record.name == "telemetry.retention"] == [logging.INFO]
+
+
+@pytest.mark.django_db
+def test_a_dry_run_counts_but_changes_and_records_nothing():
+    ensure_partitions(now=NOW)
+    LogEventFactory(ts=NOW - timedelta(days=31))
+    LogEventFactory(ts=NOW)
+    partitions_before = day_partitions("telemetry_log_events")
+
+    report = enforce_retention(now=NOW, tables=["telemetry_log_events"], dry_run=True)
+
+    assert report.tables[0].rows_deleted == 1 and report.tables[0].partitions_dropped
+    assert LogEvent.objects.count() == 2
+    assert day_partitions("telemetry_log_events") == partitions_before
+    assert last_run(Job.PURGE) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("days", [0, 31, 365])
+def test_keeping_more_than_30_days_or_nothing_is_refused(days):
+    with pytest.raises(RetentionError, match="from 1 to 30"):
+        enforce_retention(older_than_days=days)
+
+
+@pytest.mark.django_db
+def test_unknown_table_is_refused_with_the_valid_names():
+    with pytest.raises(RetentionError, match="unknown table users; valid tables: telemetry_metric_samples"):
+        enforce_retention(tables=["users"])
