@@ -306,7 +306,11 @@ def main(argv: list[str]) -> int:
         print(f"peak RSS of the web process: {peak_rss_mib(server.pid):.0f} MiB")
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine; never leave the server behind
+            server.kill()
+            server.wait()
         connections["ingest_bench"].close()
         if not options.keep:
             admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')

@@ -421,20 +421,38 @@ class _ScrubRule:
     may_match: Callable[[str], bool]
 
 
+def _may_contain_any(text: str, lower_case_words: tuple[str, ...]) -> bool:
+    """False only when no word occurs in `text` in any letter case. Decided on the lower-cased text for
+    ASCII texts only: a case-insensitive regex also matches some non-ASCII letters (the Kelvin sign as
+    `k`, a long s as `s`, a dotless i as `i`) that lower() does not map to ASCII."""
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in lower_case_words)
+
+
+def _has_long_token(text: str) -> bool:
+    # Hex and base64 runs hold no whitespace, so a 32-character run lies inside one 32+ character token.
+    return len(text) >= 32 and any(len(token) >= 32 for token in text.split())
+
+
 _SCRUB_RULES = (  # section 8, in its order
-    _ScrubRule(_AUTH_HEADER, _auth_header, lambda text: len(text) >= 15),
+    _ScrubRule(
+        _AUTH_HEADER, _auth_header, lambda text: len(text) >= 15 and _may_contain_any(text, ("bearer", "basic"))
+    ),
     _ScrubRule(_JWT, "[jwt]", lambda text: "eyJ" in text),
     _ScrubRule(
         _KEY_VALUE,
         _redacted_value,
-        lambda text: "=" in text or (":" in text and ('"' in text or "'" in text)),
+        lambda text: ("=" in text or (":" in text and ('"' in text or "'" in text)))
+        and _may_contain_any(text, ("key", "token", "secret", "passw")),
     ),
     _ScrubRule(_EMAIL, "[email]", lambda text: "@" in text),
     _ScrubRule(_IPV6, "[ip]", lambda text: "::" in text or text.count(":") >= 6),
     _ScrubRule(_IPV4, "[ip]", lambda text: text.count(".") >= 3),
     _ScrubRule(_UUID, "[uuid]", lambda text: text.count("-") >= 4),
-    _ScrubRule(_HEX_RUN, "[secret]", lambda text: len(text) >= 32),
-    _ScrubRule(_BASE64_RUN, _secret_if_random, lambda text: len(text) >= 32),
+    _ScrubRule(_HEX_RUN, "[secret]", _has_long_token),
+    _ScrubRule(_BASE64_RUN, _secret_if_random, _has_long_token),
     _ScrubRule(_QUERY_STRING, "?[redacted]", lambda text: "?" in text),
 )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,20 +16,21 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from psycopg.types.json import Jsonb
 
 from telemetry.contract import (
+    LOG_ATTR_ALLOWLIST,
     LOG_EVENT_MAX_LENGTH,
     LOG_MESSAGE_MAX_LENGTH,
     Attr,
     LogLevel,
     canonical_log_domain,
     filter_log_attrs,
+    is_forbidden,
     level_for_severity,
-    scrub,
 )
 from telemetry.ingest.copy_insert import copy_insert
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
 from telemetry.ingest.resources import service_name
-from telemetry.ingest.text import storable, storable_values
-from telemetry.otlp import any_value_to_python, attributes_to_dict
+from telemetry.ingest.text import MemoCache, scrubbed, storable, storable_values
+from telemetry.otlp import any_value_to_python
 from telemetry.signals import error_logs_ingested
 from telemetry.storage import LOG_EVENT_COLUMNS
 
@@ -40,6 +40,10 @@ _SCRUB_INPUT_MAX_LENGTH = 4 * LOG_MESSAGE_MAX_LENGTH
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
 UNNAMED_EVENT = "log"
+# The attributes a record is read for: the stored allowlist plus the two that name its domain and event.
+_READ_ATTRIBUTES = LOG_ATTR_ALLOWLIST | {Attr.KAIKU_DOMAIN.value, Attr.EVENT_NAME.value}
+# A platform repeats a few hundred attribute sets (error.type, route, code.function...) endlessly.
+_filtered_attrs = MemoCache[tuple, dict[str, str]](max_entries=4096)
 
 
 def log_rows(
@@ -64,7 +68,7 @@ def log_rows(
                     outcome.reject(refusal)
                     continue
                 outcome.accepted += 1
-                rows.append(_row(record, level, time_ns, service, resource_digest))
+                rows.append(_row(record, level, time_ns, service, resource_digest, outcome))
     return rows
 
 
@@ -81,25 +85,36 @@ def store_log_rows(rows: list[dict[str, Any]], outcome: IngestOutcome, using: st
         using=using,
     )
     outcome.stored += len(inserted)
-    new_ids = {new_id for (new_id,) in inserted}
+    new_ids = {new_id.hex for (new_id,) in inserted}
     errors = [_announced(row) for row in rows if row["level"] == LogLevel.ERROR and row["id"] in new_ids]
     if errors:
         transaction.on_commit(_announcer(errors), using=using)
 
 
-def log_event_id(resource_digest: bytes, record: LogRecord) -> uuid.UUID:
-    """Deterministic id over the raw record (times, severity, body, ids, attributes) and its resource,
-    so a re-sent batch inserts nothing new, whatever its encoding."""
+def log_event_id(resource_digest: bytes, record: LogRecord) -> str:
+    """Deterministic id (32 hex digits of a uuid) over the raw record (times, severity, body, ids,
+    attributes) and its resource, so a re-sent batch inserts nothing new, whatever its encoding."""
     digest = hashlib.blake2b(resource_digest, digest_size=16)
     digest.update(record.SerializeToString(deterministic=True))
-    return uuid.UUID(bytes=digest.digest())
+    return digest.hexdigest()
 
 
 def _row(
-    record: LogRecord, level: LogLevel, time_ns: int, service: str, resource_digest: bytes
+    record: LogRecord,
+    level: LogLevel,
+    time_ns: int,
+    service: str,
+    resource_digest: bytes,
+    outcome: IngestOutcome,
 ) -> dict[str, Any]:
-    attrs = attributes_to_dict(record.attributes)
-    message = storable(scrub(_body_text(record)[:_SCRUB_INPUT_MAX_LENGTH]))[:LOG_MESSAGE_MAX_LENGTH]
+    attrs = {}
+    for attribute in record.attributes:
+        key = attribute.key
+        if key in _READ_ATTRIBUTES:
+            attrs[key] = any_value_to_python(attribute.value)
+        elif is_forbidden(key):
+            outcome.forbidden_dropped += 1
+    message = storable(scrubbed(_body_text(record)[:_SCRUB_INPUT_MAX_LENGTH]))[:LOG_MESSAGE_MAX_LENGTH]
     return {
         "id": log_event_id(resource_digest, record),
         "ts": from_unix_nanos(time_ns),
@@ -110,8 +125,22 @@ def _row(
         "message": message,
         "trace_id": _hex_id(record.trace_id, _TRACE_ID_BYTES),
         "span_id": _hex_id(record.span_id, _SPAN_ID_BYTES),
-        "attrs": storable_values(filter_log_attrs(attrs)),
+        "attrs": _stored_attrs(attrs),
     }
+
+
+def _stored_attrs(attrs: dict[str, Any]) -> dict[str, str]:
+    """The record's allowlisted attributes as stored (filtered, scrubbed). Shared between rows with the
+    same attributes: treat as read-only."""
+    allowlisted = tuple((key, value) for key, value in attrs.items() if key in LOG_ATTR_ALLOWLIST)
+    try:
+        return _filtered_attrs.get_or_compute(allowlisted, lambda: _filtered(allowlisted))
+    except TypeError:  # list or map values cannot be a cache key
+        return _filtered(allowlisted)
+
+
+def _filtered(allowlisted: tuple) -> dict[str, str]:
+    return storable_values(filter_log_attrs(dict(allowlisted)))
 
 
 def _hex_id(raw: bytes, size: int) -> str | None:
@@ -133,7 +162,7 @@ def _body_text(record: LogRecord) -> str:
 def _event_name(attrs: dict[str, Any], record: LogRecord, scrubbed_message: str) -> str:
     named = attrs.get(Attr.EVENT_NAME) or record.event_name
     if isinstance(named, str) and named.strip():
-        return storable(scrub(named.strip()[:_SCRUB_INPUT_MAX_LENGTH]))[:LOG_EVENT_MAX_LENGTH]
+        return storable(scrubbed(named.strip()[:_SCRUB_INPUT_MAX_LENGTH]))[:LOG_EVENT_MAX_LENGTH]
     first_line = scrubbed_message.strip().split("\n", 1)[0].strip()
     return first_line[:LOG_EVENT_MAX_LENGTH] or UNNAMED_EVENT
 

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from telemetry import histograms
-from telemetry.contract import CATALOGUE, FeatureFlag, Kind, MetricSpec, allowed_labels
+from telemetry.contract import CATALOGUE, FeatureFlag, Kind, MetricSpec, allowed_labels, is_forbidden
 from telemetry.ingest import buffer, cardinality, streams
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.points import MetricPoint
@@ -30,7 +30,8 @@ _NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 MAX_BUCKETS = 512
 _NAME_SHOWN_MAX_LENGTH = 100
 _LABELS_CACHE_SIZE = 20_000
-_labels_cache: dict[tuple[str, bytes], dict[str, str]] = {}
+# (metric, attribute bytes) → (stored labels, forbidden keys dropped from them)
+_labels_cache: dict[tuple[str, bytes], tuple[dict[str, str], int]] = {}
 
 REASON_SUMMARY = "summary points are not supported"
 REASON_NO_VALUE = "data point without a value"
@@ -109,7 +110,7 @@ def _metric_points(
             outcome.reject(refusal)
             continue
         try:
-            parsed = _point(spec, data_kind, point, cumulative, scope_identity, name_identity)
+            parsed = _point(spec, data_kind, point, cumulative, scope_identity, name_identity, outcome)
         except _Refused as refused:
             outcome.reject(str(refused))
             continue
@@ -143,7 +144,13 @@ def _metric_problem(
 
 
 def _point(
-    spec: MetricSpec, data_kind: str, point, cumulative: bool, scope_identity: bytes, name_identity: bytes
+    spec: MetricSpec,
+    data_kind: str,
+    point,
+    cumulative: bool,
+    scope_identity: bytes,
+    name_identity: bytes,
+    outcome: IngestOutcome,
 ) -> MetricPoint:
     attribute_bytes = b"".join(attribute.SerializeToString(deterministic=True)
                                for attribute in sorted(point.attributes, key=lambda kv: kv.key))
@@ -153,11 +160,12 @@ def _point(
     exact = hashlib.blake2b(scope_identity, digest_size=16)
     exact.update(name_identity)
     exact.update(point.SerializeToString(deterministic=True))
+    labels, forbidden_dropped = _labels(spec.name, attribute_bytes, point.attributes)
     parsed = MetricPoint(
         metric=spec.name.value,
         kind=spec.kind,
         cumulative=cumulative,
-        labels=dict(_labels(spec.name, attribute_bytes, point.attributes)),
+        labels=dict(labels),
         stream_key=uuid.UUID(bytes=series.digest()),
         point_id=uuid.UUID(bytes=exact.digest()),
         start_ns=point.start_time_unix_nano,
@@ -169,19 +177,23 @@ def _point(
         _set_explicit_buckets(parsed, point)
     else:
         _set_exponential_buckets(parsed, point)
+    outcome.forbidden_dropped += forbidden_dropped
     return parsed
 
 
-def _labels(metric: str, attribute_bytes: bytes, attributes) -> dict[str, str]:
-    """allowed_labels, remembered per distinct attribute set: a sender repeats the same few hundred
-    sets every export, and route normalisation is the costliest step of a data point."""
+def _labels(metric: str, attribute_bytes: bytes, attributes) -> tuple[dict[str, str], int]:
+    """allowed_labels and the number of forbidden keys it drops, remembered per distinct attribute set:
+    a sender repeats the same few hundred sets every export, and route normalisation is the costliest
+    step of a data point. The drop count is reported for every point, remembered or not."""
     key = (metric, attribute_bytes)
-    labels = _labels_cache.get(key)
-    if labels is None:
+    known = _labels_cache.get(key)
+    if known is None:
         if len(_labels_cache) >= _LABELS_CACHE_SIZE:
             _labels_cache.clear()
-        labels = _labels_cache[key] = storable_values(allowed_labels(metric, attributes_to_dict(attributes)))
-    return labels
+        as_dict = attributes_to_dict(attributes)
+        known = _labels_cache[key] = (storable_values(allowed_labels(metric, as_dict)),
+                                      sum(1 for name in as_dict if is_forbidden(name)))
+    return known
 
 
 def _number(point: metrics_pb2.NumberDataPoint, kind: Kind) -> float:

@@ -21,12 +21,14 @@ REASON_NO_TIMESTAMP = "no timestamp"
 @dataclass
 class IngestOutcome:
     """Counts for one request. `accepted` items passed the contract (stored or, like INFO logs and
-    unselected spans, deliberately not kept natively: `not_kept`); rejected ones are counted by reason."""
+    unselected spans, deliberately not kept natively: `not_kept`); rejected ones are counted by reason.
+    `forbidden_dropped` counts forbidden attribute keys removed from the items (never their values)."""
 
     signal: Signal
     accepted: int = 0
     not_kept: int = 0
     stored: int = 0
+    forbidden_dropped: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
 
     @property

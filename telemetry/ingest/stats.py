@@ -19,7 +19,7 @@ from telemetry.ingest.outcome import IngestOutcome
 from telemetry.otlp import Signal
 
 STATS_KEY = "kaiku_ops:ingest:stats"
-_COUNTERS = ("requests", "accepted", "rejected", "not_kept", "stored", "bytes")
+_COUNTERS = ("requests", "accepted", "rejected", "not_kept", "stored", "forbidden_dropped", "bytes")
 _TIMEOUT_SECONDS = 0.25
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ _client: redis.Redis | None = None
 def record_request(signal: Signal, outcome: IngestOutcome, body_bytes: int, decode_ms: float) -> None:
     """Add one answered request's counts (one Redis round trip)."""
     increments = {"requests": 1, "accepted": outcome.accepted, "rejected": outcome.rejected,
-                  "not_kept": outcome.not_kept, "stored": outcome.stored, "bytes": body_bytes}
+                  "not_kept": outcome.not_kept, "stored": outcome.stored,
+                  "forbidden_dropped": outcome.forbidden_dropped, "bytes": body_bytes}
     try:
         pipe = _redis().pipeline(transaction=False)
         for name, amount in increments.items():
@@ -49,7 +50,9 @@ def receiver_stats() -> dict[str, Any]:
 
     {"available": bool, "since": iso|None, "buffer_depth": int|None,
      "signals": {"metrics"|"logs"|"traces": {"requests", "accepted", "rejected", "not_kept", "stored",
-                 "bytes": int, "decode_ms_avg": float|None, "last_at": iso|None}}}
+                 "forbidden_dropped", "bytes": int, "decode_ms_avg": float|None, "last_at": iso|None}}}
+
+    `forbidden_dropped` counts forbidden attribute keys (user ids, e-mails, tokens...) the receiver removed.
     """
     try:
         raw = {key.decode(): value.decode() for key, value in _redis().hgetall(STATS_KEY).items()}

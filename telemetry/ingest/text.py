@@ -1,6 +1,51 @@
-"""Text as PostgreSQL can store it."""
+"""Text as PostgreSQL can store it, and scrubbing that remembers repeated texts."""
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from typing import Generic, TypeVar
+
+from telemetry.contract import scrub
+
+# Error storms repeat the same messages; longer texts are rarely repeated and would crowd the memory.
+_SCRUB_MEMO_MAX_LENGTH = 512
+_SCRUB_MEMO_ENTRIES = 8192
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class MemoCache(Generic[K, V]):
+    """A bounded memo of a pure function's results: emptied when full (cheaper than LRU bookkeeping on
+    every hit, and a storm refills the few entries that matter within one request)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._entries: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
+        value = self._entries.get(key, _MISSING)
+        if value is _MISSING:
+            value = compute()
+            with self._lock:
+                if len(self._entries) >= self._max_entries:
+                    self._entries.clear()
+                self._entries[key] = value
+        return value
+
+
+_MISSING: object = object()
+_scrub_memo = MemoCache[str, str](max_entries=_SCRUB_MEMO_ENTRIES)
+
+
+def scrubbed(text: str) -> str:
+    """`contract.scrub(text)`, remembered for short texts."""
+    if len(text) > _SCRUB_MEMO_MAX_LENGTH:
+        return scrub(text)
+    return _scrub_memo.get_or_compute(text, lambda: scrub(text))
 
 
 def storable(text: str) -> str:

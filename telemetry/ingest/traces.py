@@ -1,8 +1,9 @@
 """OTLP spans → `telemetry_trace_index` rows, selected as contract section 5 says.
 
 A span is kept when it is an entry span (no parent, or kind SERVER/CONSUMER) or a db span (has
-`db.system`), and it failed, was slow for its domain, or its trace is sampled. This loop runs for
-every span the platform emits, so it reads attributes only of spans that can still be kept.
+`db.system`), and it failed, answered an HTTP status >= 500, was slow for its domain, or its trace is
+sampled. This loop runs for every span the platform emits, so it converts attribute values only of
+candidate spans (entry spans, and child spans whose keys include `db.system`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 
 _ENTRY_KINDS = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
+_DB_SYSTEM = Attr.DB_SYSTEM.value  # a plain str: compared once per attribute key of every child span
 _READ_ATTRIBUTES = frozenset({Attr.KAIKU_DOMAIN, Attr.DB_SYSTEM, Label.HTTP_ROUTE, Label.HTTP_STATUS_CODE})
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
@@ -89,15 +91,12 @@ def trace_rows(
                 failed = span.status.code == _STATUS_ERROR
                 sampled = int.from_bytes(trace_id[:8], "big") < sample_below
                 if span.parent_span_id and span.kind not in _ENTRY_KINDS:
-                    # Only a db span can still be kept, and every db-span rule but an HTTP 5xx (which a db
-                    # span does not carry) is known without its attributes.
-                    if not (failed or sampled or duration >= db_slow_ns):
+                    # Only a db span can still be kept: look at the keys alone before converting values.
+                    child_attributes = span.attributes
+                    if not child_attributes or not _has_db_system(child_attributes):
                         outcome.not_kept += 1
                         continue
-                    attributes = _read_attributes(span.attributes)
-                    if Attr.DB_SYSTEM not in attributes:
-                        outcome.not_kept += 1
-                        continue
+                    attributes = _read_attributes(child_attributes)
                 else:
                     attributes = _read_attributes(span.attributes)
                 status_code = normalize_status_code(attributes.get(Label.HTTP_STATUS_CODE))
@@ -118,6 +117,10 @@ def trace_rows(
 def store_trace_rows(rows: list[tuple], outcome: IngestOutcome, using: str = "default") -> None:
     if rows:
         outcome.stored += len(copy_insert("telemetry_trace_index", TRACE_COLUMNS, rows, ("id",), using))
+
+
+def _has_db_system(attributes: Iterable[Any]) -> bool:
+    return any(kv.key == _DB_SYSTEM for kv in attributes)
 
 
 def _read_attributes(attributes: Iterable[Any]) -> dict[str, Any]:

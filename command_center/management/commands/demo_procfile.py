@@ -1,7 +1,8 @@
-"""Write the Procfile `make run` starts: the production Procfile plus, in demo mode, the simulator.
+"""Write the Procfile `make run` starts: the production Procfile plus, in demo mode, the demo.
 
-The simulator is never a process of the production Procfile; demo mode (KAIKU_DEMO, on by
-default for `make run`) adds it beside web, worker and beat.
+The demo (7 days of seeded history, then the live traffic simulator) is never a process of the
+production Procfile; demo mode (KAIKU_DEMO, on by default for `make run`) adds it beside web,
+worker and beat.
 """
 
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SIMULATOR_LINE = ("simulator: python manage.py simulate_traffic --profile light --duration 0 "
-                  "--url http://${HOST:-127.0.0.1}:${KAIKU_WEB_PORT}\n")
+# History is backfilled beside the running web process (seed_demo skips days it already seeded),
+# so the page answers at once and fills in; then live light traffic runs until Ctrl-C.
+SIMULATOR_LINE = ("demo: sh -c 'python manage.py seed_demo --days 7 --profile light && "
+                  "exec python manage.py simulate_traffic --profile light --duration 0 "
+                  "--url http://${HOST:-127.0.0.1}:${KAIKU_WEB_PORT}'\n")
 
 
 class Command(BaseCommand):

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from telemetry.contract import Metric
@@ -176,3 +184,89 @@ def test_a_second_flush_while_one_runs_is_skipped():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", ["telemetry.flush_pending"])
     assert report.skipped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flush_killed_inside_its_transaction_loses_and_doubles_nothing(empty_receiver_tables):
+    ingest(Signal.METRICS, requests_counter((10, 100), (30, 130)))
+    flush_now = MINUTE + timedelta(minutes=5)
+    with connection.cursor() as cursor:
+        # Held here, the samples lock stops the flush after it has deleted the pending rows, before commit.
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", ["telemetry.metric_samples"])
+        worker = subprocess.Popen([sys.executable, "-c", FLUSH_IN_A_WORKER, flush_now.isoformat()],
+                                  env=_worker_environment(), cwd=settings.BASE_DIR)
+        try:
+            blocked_pid = _wait_for_advisory_lock_waiter(cursor)
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", ["telemetry.metric_samples"])
+        _wait_until_gone(cursor, blocked_pid)
+
+    assert worker.returncode == -signal.SIGKILL
+    assert (MetricSample.objects.count(), pending_count()) == (0, 2)
+    buffer.flush_pending(now=flush_now)
+    assert MetricSample.objects.get().value_count == 130
+    assert pending_count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_receivers_posting_one_cumulative_stream_interleaved_count_its_last_value(empty_receiver_tables):
+    values = [(seconds, 10 * seconds) for seconds in range(1, 41)]  # (second of the minute, cumulative value)
+    start = threading.Barrier(2)
+
+    def receiver(share: list[tuple[int, int]]) -> None:
+        try:
+            start.wait()
+            for point in share:
+                ingest(Signal.METRICS, requests_counter(point))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=receiver, args=(values[parity::2],)) for parity in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
+    assert sum(sample.value_count for sample in MetricSample.objects.all()) == 400
+
+
+FLUSH_IN_A_WORKER = """
+import sys
+from datetime import datetime
+import django
+django.setup()
+from telemetry.ingest.buffer import flush_pending
+flush_pending(now=datetime.fromisoformat(sys.argv[1]))
+"""
+
+
+def _worker_environment() -> dict[str, str]:
+    database = connection.settings_dict
+    url = (f"postgresql://{quote(database['USER'])}:{quote(database['PASSWORD'] or '')}@{database['HOST']}:"
+           f"{database['PORT'] or 5432}/{database['NAME']}")
+    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "kaiku_ops.settings"}
+
+
+def _wait_for_advisory_lock_waiter(cursor, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND wait_event_type = 'Lock' AND wait_event = 'advisory'")
+        row = cursor.fetchone()
+        if row:
+            return row[0]
+        time.sleep(0.05)
+    raise AssertionError("the flush worker never reached the samples lock")
+
+
+def _wait_until_gone(cursor, pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        if cursor.fetchone() is None:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the killed worker's backend {pid} is still there")

@@ -139,3 +139,12 @@ def test_only_newly_inserted_error_rows_are_announced_after_commit(django_captur
     assert announced[0]["level"] == "ERROR"
     assert announced[0]["domain"] == "db"
     assert set(announced[0]) == {"ts", "service", "domain", "event", "message", "trace_id", "level"}
+
+
+def test_forbidden_attributes_are_counted_for_every_record_even_with_repeated_attributes():
+    attributes = {"error.type": "db", "user.id": "u-1", "enduser.id": "e-1", "code.function": "load"}
+
+    rows, outcome = convert(*(log_record(ns(NOW), SEVERITY_WARN, f"slow {n}", attributes) for n in range(3)))
+
+    assert [row["attrs"] for row in rows] == [{"error.type": "db", "code.function": "load"}] * 3
+    assert outcome.forbidden_dropped == 6

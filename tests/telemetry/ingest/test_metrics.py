@@ -147,3 +147,14 @@ def test_points_flagged_without_a_recorded_value_are_skipped():
     points, outcome = convert(metric)
 
     assert points == [] and (outcome.not_kept, outcome.rejected) == (1, 0)
+
+
+def test_forbidden_attributes_are_counted_on_every_point_including_remembered_label_sets():
+    attributes = {"http.route": "/api/v1/guilds", "user.id": "u-1", "session.id": "s-1"}
+    request = counter(Metric.HTTP_REQUESTS_TOTAL, [(START, T, 1, attributes), (START, T + 1, 2, attributes)])
+
+    _, first = convert(request)
+    points, again = convert(request)  # the label set is remembered by now
+
+    assert (first.forbidden_dropped, again.forbidden_dropped) == (4, 4)
+    assert all("user.id" not in point.labels for point in points)

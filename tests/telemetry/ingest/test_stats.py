@@ -42,3 +42,9 @@ def test_a_redis_outage_never_fails_recording(settings, monkeypatch):
         assert stats.receiver_stats()["available"] is False
     finally:
         monkeypatch.setattr(stats, "_client", None)
+
+
+def test_forbidden_drops_are_part_of_the_stats(clean_stats):
+    stats.record_request(Signal.METRICS, IngestOutcome(Signal.METRICS, accepted=2, forbidden_dropped=3), 10, 1.0)
+
+    assert stats.receiver_stats()["signals"]["metrics"]["forbidden_dropped"] == 3

@@ -120,3 +120,17 @@ def test_invalid_spans_are_rejected_with_reasons():
         "3 spans rejected: invalid trace or span id (1), timestamp older than "
         "the 30-day retention window (1), end time before start time (1)"
     )
+
+
+def test_a_db_span_whose_only_keep_reason_is_a_5xx_status_is_kept():
+    rows, outcome = kept(
+        span(NEVER_SAMPLED, sid(1), ns(NOW), 5, name="SELECT guilds", parent=PARENT, kind=INTERNAL,
+             attributes={"db.system": "postgresql", "http.response.status_code": 503}),
+        span(NEVER_SAMPLED, sid(2), ns(NOW), 5, name="render", parent=PARENT, kind=INTERNAL,
+             attributes={"http.response.status_code": 503}),
+        span(NEVER_SAMPLED, sid(3), ns(NOW), 5, name="SELECT users", parent=PARENT, kind=INTERNAL,
+             attributes={"db.system": "postgresql", "http.response.status_code": 200}),
+    )
+
+    assert [(row["span_name"], row["status_code"]) for row in rows] == [("SELECT guilds", "503")]
+    assert (outcome.accepted, outcome.not_kept) == (3, 2)
