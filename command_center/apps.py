@@ -7,3 +7,10 @@ class CommandCenterConfig(AppConfig):
     name = "command_center"
     verbose_name = "Command Center"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from command_center import push, push_tasks  # noqa: F401  (push_tasks registers the Celery task)
+
+        push.connect_signals()
+
+        from command_center import checks  # noqa: F401  (registers the configuration system check)

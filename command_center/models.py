@@ -26,3 +26,20 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ts:%Y-%m-%d %H:%M:%S} {self.action} {self.username} {self.endpoint}"
+
+
+class HealthTransition(models.Model):
+    """A service of the health matrix changed state (written by the probe task, read by the incident view)."""
+
+    ts = models.DateTimeField(db_index=True)
+    service = models.CharField(max_length=32)
+    old_status = models.CharField(max_length=16)
+    new_status = models.CharField(max_length=16)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-ts"]
+        indexes = [models.Index(fields=["service", "-ts"])]
+
+    def __str__(self) -> str:
+        return f"{self.ts:%Y-%m-%d %H:%M:%S} {self.service}: {self.old_status} → {self.new_status}"

@@ -1,3 +1,9 @@
-"""WebSocket URL patterns of the Command Center (placeholder until the push channel lands)."""
+"""WebSocket URL patterns of the Command Center."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from command_center.consumers import ObservabilityConsumer
+
+websocket_urlpatterns = [
+    path("ws/admin/observability/", ObservabilityConsumer.as_asgi(), name="observability-socket"),
+]

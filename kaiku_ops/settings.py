@@ -194,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
     "enforce-retention": {"task": "telemetry.tasks.enforce_retention", "schedule": 3600.0},
     # closed minutes of the durable metric buffer become telemetry_metric_samples rows
     "flush-metric-points": {"task": "telemetry.tasks.flush_metric_points", "schedule": 60.0},
+    # service health matrix: every probe with a short timeout, results cached, transitions recorded
+    "run-health-probes": {"task": "command_center.tasks.run_health_probes", "schedule": 10.0,
+                          "options": {"expires": 10}},
+    # the summary endpoint only ever reads this cache
+    "refresh-summary": {"task": "command_center.tasks.refresh_summary", "schedule": 5.0, "options": {"expires": 5}},
     # vital_signs / voice_pulse pushes; each run is one Redis round trip while nobody watches
     "publish-live-panels": {"task": "command_center.push_tasks.publish_live_panels", "schedule": 5.0,
                             "options": {"expires": 5}},
@@ -257,6 +262,23 @@ COMMAND_CENTER_FEATURE_CLIENT_TELEMETRY = env.bool("COMMAND_CENTER_FEATURE_CLIEN
 COMMAND_CENTER_FEATURE_DEPLOY_MARKERS = env.bool("COMMAND_CENTER_FEATURE_DEPLOY_MARKERS", default=False)
 COMMAND_CENTER_FEATURE_REDIS_STATS = env.bool("COMMAND_CENTER_FEATURE_REDIS_STATS", default=False)
 KAIKU_API_HEALTH_URL = env.str("KAIKU_API_HEALTH_URL", default="")
+COMMAND_CENTER_PROBE_TIMEOUT_SECONDS = env.float("COMMAND_CENTER_PROBE_TIMEOUT_SECONDS", default=2.0)
+COMMAND_CENTER_OTEL_COLLECTOR_ENDPOINT = env.str("COMMAND_CENTER_OTEL_COLLECTOR_ENDPOINT", default="")
+# External tools for deep forensics; URL templates may use {trace_id}, {from}, {to}. Unset: links hidden.
+COMMAND_CENTER_GRAFANA_URL = env.str("COMMAND_CENTER_GRAFANA_URL", default="")
+COMMAND_CENTER_GRAFANA_DASHBOARD_URL = env.str("COMMAND_CENTER_GRAFANA_DASHBOARD_URL", default="")
+COMMAND_CENTER_TEMPO_URL = env.str("COMMAND_CENTER_TEMPO_URL", default="")
+COMMAND_CENTER_TEMPO_TRACE_URL = env.str("COMMAND_CENTER_TEMPO_TRACE_URL", default="")
+COMMAND_CENTER_LOKI_URL = env.str("COMMAND_CENTER_LOKI_URL", default="")
+COMMAND_CENTER_LOKI_QUERY_URL = env.str("COMMAND_CENTER_LOKI_QUERY_URL", default="")
+COMMAND_CENTER_PROMETHEUS_URL = env.str("COMMAND_CENTER_PROMETHEUS_URL", default="")
+COMMAND_CENTER_PROMETHEUS_QUERY_URL = env.str("COMMAND_CENTER_PROMETHEUS_QUERY_URL", default="")
+# S3 storage probe (head_bucket); unset bucket: shown as "unavailable: not configured"
+S3_BUCKET = env.str("S3_BUCKET", default="")
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
+S3_REGION = env.str("S3_REGION", default="")
+S3_ACCESS_KEY_ID = env.str("S3_ACCESS_KEY_ID", default="")
+S3_SECRET_ACCESS_KEY = env.str("S3_SECRET_ACCESS_KEY", default="")
 KAIKU_DEMO = env.bool("KAIKU_DEMO", default=True)
 
 LOGGING = {

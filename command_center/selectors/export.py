@@ -1,0 +1,112 @@
+"""Exports of the filtered logs, traces or metric samples as CSV or JSON, produced in chunks.
+
+Rows are read with a server-side cursor (`iterator()`), at most EXPORT_MAX_ROWS, newest first, and
+serialised a chunk at a time, so an export never sits in memory whole. CSV cells that a spreadsheet
+would run as a formula are prefixed with a quote (CSV injection).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from command_center.selectors.config import EXPORT_MAX_ROWS
+from command_center.selectors.logs import filtered_logs
+from command_center.selectors.traces import filtered_traces
+from kaiku_ops.db_routers import read_alias
+from telemetry.models import MetricSample
+
+COLUMNS = {
+    "logs": ("ts", "level", "service", "domain", "event", "message", "trace_id", "span_id"),
+    "traces": ("ts", "trace_id", "span_name", "domain", "route", "status_code", "duration_ms", "service"),
+    "metrics": (
+        "ts",
+        "metric_name",
+        "labels",
+        "value_count",
+        "value_sum",
+        "value_p50",
+        "value_p95",
+        "value_p99",
+    ),
+}
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+CHUNK_ROWS = 500
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: strings starting with a formula trigger get a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def filename(kind: str, fmt: str, at: datetime) -> str:
+    return f"kaiku-ops-{kind}-{at:%Y%m%dT%H%MZ}.{fmt}"
+
+
+def export_rows(kind: str, start: datetime, end: datetime, filters: dict[str, Any]) -> Iterator[tuple]:
+    """Rows (tuples in COLUMNS[kind] order) of an export, newest first, at most EXPORT_MAX_ROWS."""
+    columns = COLUMNS[kind]
+    if kind == "logs":
+        rows = filtered_logs(start, end, **filters).order_by("-ts", "-id")
+    elif kind == "traces":
+        rows = filtered_traces(start, end, **filters).order_by("-ts", "-id")
+    else:
+        rows = MetricSample.objects.using(read_alias()).filter(ts__gte=start, ts__lt=end)
+        if filters.get("metric"):
+            rows = rows.filter(metric_name=filters["metric"])
+        rows = rows.order_by("-ts", "metric_name")
+    return rows.values_list(*columns)[:EXPORT_MAX_ROWS].iterator(chunk_size=CHUNK_ROWS * 2)
+
+
+def _chunks(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    chunk: list[tuple] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return safe_cell(value)
+
+
+def csv_chunks(kind: str, rows: Iterable[tuple]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS[kind])
+    for chunk in _chunks(rows, CHUNK_ROWS):
+        writer.writerows([_csv_value(value) for value in row] for row in chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+def json_chunks(kind: str, rows: Iterable[tuple]) -> Iterator[str]:
+    columns = COLUMNS[kind]
+    yield "["
+    separator = ""
+    for chunk in _chunks(rows, CHUNK_ROWS):
+        body = ",".join(
+            json.dumps(dict(zip(columns, row, strict=True)), cls=DjangoJSONEncoder) for row in chunk
+        )
+        yield separator + body
+        separator = ","
+    yield "]"

@@ -1,0 +1,65 @@
+"""Tier 5: curated WARN/ERROR logs, filtered, newest first, keyset-paginated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from command_center.selectors.config import REFRESH_SECONDS
+from command_center.selectors.freshness import freshness
+from command_center.selectors.pagination import Cursor, keyset_page
+from kaiku_ops.db_routers import read_alias
+from telemetry.models import LogEvent
+
+LOG_FIELDS = ("id", "ts", "level", "service", "domain", "event", "message", "trace_id", "span_id", "attrs")
+
+
+def filtered_logs(
+    start: datetime,
+    end: datetime,
+    level: str | None = None,
+    domain: str | None = None,
+    service: str | None = None,
+    search: str | None = None,
+    trace_id: str | None = None,
+) -> QuerySet[LogEvent]:
+    logs = LogEvent.objects.using(read_alias()).filter(ts__gte=start, ts__lt=end)
+    if level:
+        logs = logs.filter(level=level)
+    if domain:
+        logs = logs.filter(domain=domain)
+    if service:
+        logs = logs.filter(service=service)
+    if search:
+        logs = logs.filter(Q(event__icontains=search) | Q(message__icontains=search))
+    if trace_id:
+        logs = logs.filter(trace_id=trace_id)
+    return logs
+
+
+def log_row(log: LogEvent) -> dict[str, Any]:
+    return {field: getattr(log, field) for field in LOG_FIELDS}
+
+
+def log_page(
+    start: datetime, end: datetime, limit: int, cursor: Cursor | None = None, **filters: str | None
+) -> dict[str, Any]:
+    rows, next_cursor = keyset_page(filtered_logs(start, end, **filters), start, end, cursor, limit)
+    # Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's age.
+    # Bounded by the window: an unbounded max(ts) would make the planner visit every daily partition.
+    newest = (
+        LogEvent.objects.using(read_alias())
+        .filter(ts__gte=start, ts__lt=end)
+        .order_by("-ts")
+        .values_list("ts", flat=True)
+        .first()
+    )
+    return {
+        **freshness(timezone.now(), REFRESH_SECONDS["logs"], timezone.now()),
+        "newest_ts": newest,
+        "items": [log_row(row) for row in rows],
+        "next_cursor": next_cursor,
+    }

@@ -1,0 +1,302 @@
+"""Aggregates of metric samples over windows, the building block of every metric panel.
+
+Counters add up their increases, gauges average their minute values, histograms merge bucket counts
+(`telemetry_bucket_sum` in SQL, then `telemetry.histograms.merge` across different bucket layouts) so
+percentiles over any window come from merged buckets, never from averaged stored percentiles.
+
+Long windows read complete hours from the hourly rollup view and only the edges (before the first whole
+hour, and after the last refresh of the view) from the minute samples; see `_split`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import connections
+
+from kaiku_ops.db_routers import read_alias
+from telemetry import histograms
+from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Kind
+from telemetry.jobs import Job, last_run
+
+HOUR = timedelta(hours=1)
+# Samples of a minute can still be merged a little after the minute ends (ingest flush lag); hours this
+# close to a rollup refresh are read from the samples instead of the possibly incomplete view.
+ROLLUP_SAFETY = timedelta(minutes=5)
+BIN_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+GROUP_SEPARATOR = "\x1f"
+# Bucket positions summed in one pass; wider histograms (exponential ones) trigger a second, wider query.
+BUCKET_WIDTH = 16
+
+
+@dataclass(frozen=True)
+class LabelMatch:
+    """Restricts rows to a label value (`value`) or a value prefix (`prefix`, e.g. "5" for 5xx)."""
+
+    label: str
+    value: str | None = None
+    prefix: str | None = None
+
+    def sql(self) -> tuple[str, list]:
+        if self.prefix is not None:
+            return "AND left(labels ->> %s, %s) = %s", [self.label, len(self.prefix), self.prefix]
+        return "AND labels ->> %s = %s", [self.label, self.value]
+
+
+@dataclass
+class Agg:
+    """What a group of samples adds up to; read the field that fits the metric's kind."""
+
+    total: float = 0.0  # counters: increase
+    gauge_sum: float = 0.0  # gauges: sum of minute values ...
+    gauge_n: int = 0  # ... and how many there were
+    bounds: list[float] | None = None  # histograms: merged buckets
+    counts: list[int] | None = None
+    last_epoch: float | None = None  # newest sample, Unix seconds (cheaper to fetch than timestamptz)
+    rows: int = field(default=0)
+
+    @property
+    def mean(self) -> float | None:
+        return self.gauge_sum / self.gauge_n if self.gauge_n else None
+
+    def quantile(self, q: float) -> float | None:
+        if self.counts is None or self.bounds is None:
+            return None
+        return histograms.quantile(self.bounds, self.counts, q)
+
+    def add_buckets(self, bounds: list[float], counts: list[int]) -> None:
+        if self.counts is None:
+            self.bounds, self.counts = [float(b) for b in bounds], [int(c) for c in counts]
+        else:
+            self.bounds, self.counts = histograms.merge(self.bounds, self.counts, bounds, counts)
+
+
+# (bin start in Unix seconds or None, label value or None); see `bin_key`.
+Key = tuple[int | None, str | None]
+
+
+def _rollup_complete_until(using: str) -> datetime | None:
+    """Start of the first hour the hourly rollup may not hold completely (None: never refreshed)."""
+    run = last_run(Job.REFRESH_ROLLUPS, using=using)
+    if run is None or not run.ok:
+        return None
+    safe = run.started_at - ROLLUP_SAFETY
+    return safe.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + HOUR
+
+
+def _split(
+    start: datetime, end: datetime, use_rollup: bool, using: str
+) -> list[tuple[str, datetime, datetime]]:
+    """[(source, from, to)] covering [start, end): the rollup for whole refreshed hours, samples elsewhere."""
+    complete_until = _rollup_complete_until(using) if use_rollup else None
+    first_hour = _ceil_hour(start)
+    rollup_end = (
+        min(complete_until, end.replace(minute=0, second=0, microsecond=0)) if complete_until else None
+    )
+    if rollup_end is None or rollup_end <= first_hour:
+        return [("samples", start, end)]
+    parts = [("rollup", first_hour, rollup_end), ("samples", rollup_end, end)]
+    if start < first_hour:
+        parts.insert(0, ("samples", start, first_hour))
+    return [part for part in parts if part[1] < part[2]]
+
+
+_SOURCES = {
+    # table, time column, counter total, gauge observation count, gauge sum, newest sample time
+    "samples": ("telemetry_metric_samples", "ts", "coalesce(value_sum, value_count)", "1", "value_sum", "ts"),
+    "rollup": (
+        "telemetry_trend_rollups_hourly",
+        "hour",
+        "coalesce(total_sum, total_count)",
+        "sample_count",
+        "total_sum",
+        "last_ts",
+    ),
+}
+
+
+def _bucket_sums_sql(width: int) -> str:
+    # Native sum() per bucket position is far faster than folding arrays row by row; positions beyond an
+    # array's length are NULL and dropped when the result is trimmed to its bounds.
+    return "ARRAY[" + ", ".join(f"sum(bucket_counts[{i}])" for i in range(1, width + 1)) + "]::bigint[]"
+
+
+def _part_rows(cursor, kind: Kind, sql_parts: dict[str, str], args: list, width: int) -> list[tuple]:
+    # Only the aggregates the metric's kind needs: the per-row work is what a long window pays for.
+    histogram = kind == Kind.HISTOGRAM
+    counter_total = f"sum({sql_parts['total']})" if kind == Kind.COUNTER else "NULL::float8"
+    gauge = (
+        f"sum({sql_parts['n']}), sum({sql_parts['vsum']})"
+        if kind == Kind.GAUGE
+        else "NULL::bigint, NULL::float8"
+    )
+    buckets = (
+        f"{_bucket_sums_sql(width)}, max(cardinality(bucket_counts))"
+        if histogram
+        else "NULL::bigint[], NULL::int"
+    )
+    cursor.execute(
+        f"""SELECT {sql_parts["bin"]} AS bin, {sql_parts["group"]} AS grp,
+                   {"bucket_bounds" if histogram else "NULL::float8[]"} AS bounds,
+                   {counter_total}, {gauge}, {buckets},
+                   extract(epoch FROM max({sql_parts["newest"]}))::float8, count(*)
+            FROM {sql_parts["table"]}
+            WHERE metric_name = %s AND scope = %s AND {sql_parts["ts"]} >= %s AND {sql_parts["ts"]} < %s
+                  {sql_parts["match"]}
+            GROUP BY 1, 2, 3""",
+        args,
+    )
+    return cursor.fetchall()
+
+
+def aggregate(
+    metric: str,
+    start: datetime,
+    end: datetime,
+    *,
+    group_label: str | tuple[str, ...] | None = None,
+    step_seconds: int | None = None,
+    match: Iterable[LabelMatch] = (),
+    use_rollup: bool = True,
+    using: str | None = None,
+) -> dict[Key, Agg]:
+    """Aggregates of `metric` over [start, end), keyed by (bin start or None, label value or None).
+
+    Bin starts are Unix seconds (`bin_key(moment)`): tens of thousands of rows convert much faster.
+
+    `step_seconds` bins by time (bins aligned to multiples of the step since 2000-01-01 UTC; with the
+    rollup, steps must be whole hours); `group_label` groups by one label's value, or by several labels'
+    values joined with GROUP_SEPARATOR.
+    """
+    using = using or read_alias()
+    kind = CATALOGUE[metric].kind
+    result: dict[Key, Agg] = {}
+    match_sql, match_args = "", []
+    for condition in match:
+        sql, args = condition.sql()
+        match_sql += " " + sql
+        match_args += args
+    group_labels = (group_label,) if isinstance(group_label, str) else tuple(group_label or ())
+    bin_args = [step_seconds, BIN_ORIGIN] if step_seconds else []
+    group_args = [GROUP_SEPARATOR, *group_labels] if group_labels else []
+    with connections[using].cursor() as cursor:
+        for source, part_start, part_end in _split(start, end, use_rollup, using):
+            table, ts_col, total_sql, n_sql, vsum_sql, newest_col = _SOURCES[source]
+            sql_parts = {
+                "table": table,
+                "ts": ts_col,
+                "total": total_sql,
+                "n": n_sql,
+                "vsum": vsum_sql,
+                "newest": newest_col,
+                "match": match_sql,
+                "bin": (
+                    f"extract(epoch FROM date_bin(make_interval(secs => %s::double precision), {ts_col}, %s))"
+                    "::bigint"
+                    if step_seconds
+                    else "NULL::bigint"
+                ),
+                "group": (
+                    f"concat_ws(%s, {', '.join(['labels ->> %s'] * len(group_labels))})"
+                    if group_labels
+                    else "NULL::text"
+                ),
+            }
+            args = [*bin_args, *group_args, metric, SCOPE_CLUSTER, part_start, part_end, *match_args]
+            rows = _part_rows(cursor, kind, sql_parts, args, BUCKET_WIDTH)
+            widest = max((row[7] or 0 for row in rows), default=0)
+            if widest > BUCKET_WIDTH:
+                rows = _part_rows(cursor, kind, sql_parts, args, widest)
+            for bin_start, group, bounds, tot, count, gsum, sums, _, last_epoch, row_count in rows:
+                agg = result.get((bin_start, group))
+                if agg is None:
+                    agg = result[(bin_start, group)] = Agg()
+                agg.total += float(tot or 0)
+                agg.gauge_n += int(count or 0) if gsum is not None else 0
+                agg.gauge_sum += float(gsum or 0)
+                agg.rows += row_count
+                if bounds and sums and sums[0] is not None:
+                    agg.add_buckets(bounds, [int(c or 0) for c in sums[: len(bounds) + 1]])
+                if last_epoch is not None and (agg.last_epoch is None or last_epoch > agg.last_epoch):
+                    agg.last_epoch = last_epoch
+    return result
+
+
+def total(
+    metric: str, start: datetime, end: datetime, match: Iterable[LabelMatch] = (), using: str | None = None
+) -> Agg:
+    """Everything of `metric` in the window as one Agg (empty Agg without data)."""
+    return aggregate(metric, start, end, match=match, using=using).get((None, None), Agg())
+
+
+def by_label(
+    metric: str,
+    label: str,
+    start: datetime,
+    end: datetime,
+    match: Iterable[LabelMatch] = (),
+    using: str | None = None,
+) -> dict[str, Agg]:
+    """Aggregates per value of `label` (rows without the label are left out)."""
+    grouped = aggregate(metric, start, end, group_label=label, match=match, using=using)
+    return {group: agg for (_, group), agg in grouped.items() if group is not None}
+
+
+def latest_gauge(metric: str, since: datetime, using: str | None = None) -> tuple[float, datetime] | None:
+    """The newest minute value of a gauge (summed over label sets) if one is at least as new as `since`."""
+    with connections[using or read_alias()].cursor() as cursor:
+        cursor.execute(
+            """SELECT ts, sum(value_sum) FROM telemetry_metric_samples
+               WHERE metric_name = %s AND scope = %s AND ts >= %s AND value_sum IS NOT NULL
+               GROUP BY ts ORDER BY ts DESC LIMIT 1""",
+            [metric, SCOPE_CLUSTER, since],
+        )
+        row = cursor.fetchone()
+    return (float(row[1]), row[0]) if row else None
+
+
+def newest_sample_ts(metric: str, using: str | None = None) -> datetime | None:
+    """When the newest sample of `metric` is from; None when there is none."""
+    with connections[using or read_alias()].cursor() as cursor:
+        cursor.execute("SELECT max(ts) FROM telemetry_metric_samples WHERE metric_name = %s", [metric])
+        return cursor.fetchone()[0]
+
+
+def any_sample_stored(using: str | None = None) -> bool:
+    with connections[using or read_alias()].cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM telemetry_metric_samples)")
+        return bool(cursor.fetchone()[0])
+
+
+def newest_of(aggs: Iterable[Agg]) -> datetime | None:
+    """The newest sample time among aggregates (None if none has one)."""
+    newest = max((agg.last_epoch for agg in aggs if agg.last_epoch is not None), default=None)
+    return datetime.fromtimestamp(newest, tz=UTC) if newest is not None else None
+
+
+def bin_key(moment: datetime) -> int:
+    """The key `aggregate` uses for the bin starting at `moment`."""
+    return int(moment.timestamp())
+
+
+def bins(start: datetime, end: datetime, step_seconds: int) -> list[datetime]:
+    """Bin starts covering [start, end), aligned like the SQL date_bin above."""
+    step = timedelta(seconds=step_seconds)
+    first = start - (start - BIN_ORIGIN) % step
+    result = []
+    moment = first
+    while moment < end:
+        result.append(moment)
+        moment += step
+    return result
+
+
+def ratio_pct(part: float, whole: float) -> float | None:
+    return 100.0 * part / whole if whole else None

@@ -1,0 +1,106 @@
+"""Tier 6: the trace index, filtered (error / slow / duration / route / domain / trace), keyset-paginated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from command_center.selectors.config import REFRESH_SECONDS
+from command_center.selectors.freshness import freshness
+from command_center.selectors.pagination import Cursor, keyset_page
+from kaiku_ops.db_routers import read_alias
+from telemetry.models import TraceIndexEntry
+
+TRACE_FIELDS = (
+    "id",
+    "ts",
+    "trace_id",
+    "span_name",
+    "domain",
+    "route",
+    "status_code",
+    "duration_ms",
+    "service",
+)
+DB_DOMAIN = "db"
+# status_code is text: an HTTP status (3 digits) or OK/ERROR; "500" <= code <= "599" is a 5xx for 3 digits.
+ERROR_CONDITION = Q(status_code="ERROR") | Q(status_code__regex=r"^5[0-9][0-9]$")
+
+
+def _slow_condition() -> Q:
+    db_slow, slow = settings.COMMAND_CENTER_DB_SLOW_MS, settings.COMMAND_CENTER_TRACE_SLOW_MS
+    return (Q(domain=DB_DOMAIN) & Q(duration_ms__gte=db_slow)) | (
+        ~Q(domain=DB_DOMAIN) & Q(duration_ms__gte=slow)
+    )
+
+
+def filtered_traces(
+    start: datetime,
+    end: datetime,
+    status: str = "all",
+    domain: str | None = None,
+    route: str | None = None,
+    duration_min: int | None = None,
+    trace_id: str | None = None,
+) -> QuerySet[TraceIndexEntry]:
+    traces = TraceIndexEntry.objects.using(read_alias()).filter(ts__gte=start, ts__lt=end)
+    if status == "error":
+        traces = traces.filter(ERROR_CONDITION)
+    elif status == "slow":
+        traces = traces.filter(_slow_condition())
+    if domain:
+        traces = traces.filter(domain=domain)
+    if route:
+        traces = traces.filter(route=route)
+    if duration_min is not None:
+        traces = traces.filter(duration_ms__gte=duration_min)
+    if trace_id:
+        traces = traces.filter(trace_id=trace_id)
+    return traces
+
+
+def is_error(status_code: str | None) -> bool:
+    return status_code == "ERROR" or (
+        status_code is not None
+        and len(status_code) == 3
+        and status_code.startswith("5")
+        and status_code.isdigit()
+    )
+
+
+def trace_row(trace: TraceIndexEntry) -> dict[str, Any]:
+    slow_ms = (
+        settings.COMMAND_CENTER_DB_SLOW_MS
+        if trace.domain == DB_DOMAIN
+        else settings.COMMAND_CENTER_TRACE_SLOW_MS
+    )
+    return {
+        **{field: getattr(trace, field) for field in TRACE_FIELDS},
+        "error": is_error(trace.status_code),
+        "slow": trace.duration_ms >= slow_ms,
+    }
+
+
+def trace_page(
+    start: datetime, end: datetime, limit: int, cursor: Cursor | None = None, **filters: Any
+) -> dict[str, Any]:
+    rows, next_cursor = keyset_page(filtered_traces(start, end, **filters), start, end, cursor, limit)
+    # Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's age.
+    # Bounded by the window: an unbounded max(ts) would make the planner visit every daily partition.
+    newest = (
+        TraceIndexEntry.objects.using(read_alias())
+        .filter(ts__gte=start, ts__lt=end)
+        .order_by("-ts")
+        .values_list("ts", flat=True)
+        .first()
+    )
+    return {
+        **freshness(timezone.now(), REFRESH_SECONDS["traces"], timezone.now()),
+        "newest_ts": newest,
+        "items": [trace_row(row) for row in rows],
+        "next_cursor": next_cursor,
+    }

@@ -1,0 +1,107 @@
+"""Tier 2: the time series of one catalogue metric over a window.
+
+Windows up to 24 h read the minute samples with a step giving 60–720 points; longer windows read the
+hourly rollup (plus the not-yet-rolled-up edges from the samples) with a step of whole hours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from command_center.selectors import metrics
+from command_center.selectors.config import REFRESH_SECONDS
+from command_center.selectors.freshness import sample_freshness
+from telemetry.contract import CATALOGUE, Kind
+
+MAX_POINTS = 720
+SAMPLES_MAX_WINDOW = timedelta(hours=24)
+# Steps that divide a day, so bins line up with minutes, hours and days.
+MINUTE_STEPS = (60, 120, 300, 600, 900, 1800, 3600)
+HOUR_STEPS = (3600, 7200, 10800, 21600, 43200, 86400)
+# Long windows aim at about this many points; 720 hourly points of a 30-day chart cost 4× the rows to merge.
+ROLLUP_TARGET_POINTS = 240
+MAX_SERIES = 10
+
+
+def choose_step(window: timedelta) -> tuple[int, bool]:
+    """(step seconds, read the rollup?) for a window: at most 720 points, ≥ 60 unless the window is short."""
+    seconds = window.total_seconds()
+    if window <= SAMPLES_MAX_WINDOW:
+        return next(step for step in MINUTE_STEPS if seconds / step <= MAX_POINTS), False
+    return next((step for step in HOUR_STEPS if seconds / step <= ROLLUP_TARGET_POINTS), HOUR_STEPS[-1]), True
+
+
+def unit_of(metric: str) -> str:
+    if metric.endswith("_seconds"):
+        return "ms"
+    if metric.endswith("_bytes"):
+        return "bytes"
+    spec = CATALOGUE[metric]
+    return "per_second" if spec.kind == Kind.COUNTER else "count"
+
+
+def _values(
+    kind: Kind, agg: metrics.Agg | None, covered_seconds: float, scale: float
+) -> dict[str, float | None]:
+    if agg is None:
+        return {
+            "histogram": {"p50": None, "p95": None, "p99": None},
+            "counter": {"rate": None},
+            "gauge": {"value": None},
+        }[kind.value]
+    if kind == Kind.HISTOGRAM:
+        return {
+            name: (value * scale if (value := agg.quantile(q)) is not None else None)
+            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+        }
+    if kind == Kind.COUNTER:
+        return {"rate": agg.total / covered_seconds if covered_seconds > 0 else None}
+    mean = agg.mean
+    return {"value": mean * scale if mean is not None else None}
+
+
+def trend(metric: str, start: datetime, end: datetime, group_by: str | None = None) -> dict[str, Any]:
+    spec = CATALOGUE[metric]
+    step, use_rollup = choose_step(end - start)
+    aggs = metrics.aggregate(
+        metric, start, end, group_label=group_by, step_seconds=step, use_rollup=use_rollup
+    )
+    timestamps = metrics.bins(start, end, step)
+    groups: dict[str | None, float] = {}
+    for (_, group), agg in aggs.items():
+        groups[group] = groups.get(group, 0.0) + (sum(agg.counts) if agg.counts else agg.total or agg.gauge_n)
+    if group_by is None:
+        chosen: list[str | None] = [None]
+    else:
+        chosen = sorted((g for g in groups if g is not None), key=lambda g: -groups[g])[:MAX_SERIES]
+    scale = 1000.0 if metric.endswith("_seconds") else 1.0
+    series = []
+    for group in chosen:
+        columns: dict[str, list[float | None]] = {}
+        for moment in timestamps:
+            # The first and last bins may be cut by the window: rates divide by the seconds covered.
+            covered = (min(moment + timedelta(seconds=step), end) - max(moment, start)).total_seconds()
+            for name, value in _values(
+                spec.kind, aggs.get((metrics.bin_key(moment), group)), covered, scale
+            ).items():
+                columns.setdefault(name, []).append(value)
+        series.append({"labels": {group_by: group} if group_by else {}, "values": columns})
+    newest = metrics.newest_of(aggs.values())
+    return {
+        "metric": metric,
+        "kind": spec.kind.value,
+        "signal": spec.signal.value,
+        "unit": unit_of(metric),
+        "range": {
+            "from": start,
+            "to": end,
+            "step_seconds": step,
+            "source": "rollup_hourly" if use_rollup else "samples",
+        },
+        **sample_freshness(newest, REFRESH_SECONDS["trends"], timezone.now()),
+        "timestamps": [int(moment.timestamp()) for moment in timestamps],
+        "series": series,
+    }

@@ -1,0 +1,24 @@
+"""Celery tasks of the read side: thin wrappers that beat schedules."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from command_center import probes
+from command_center.selectors import infrastructure, overview
+
+
+@shared_task(name="command_center.tasks.run_health_probes")
+def run_health_probes() -> dict[str, str]:
+    """Every 10 s: probe the service matrix, record transitions (health_changed), then re-cache the
+    infrastructure panel so it shows the new results at once."""
+    states = {service: result.status.value for service, result in probes.run_probes().items()}
+    infrastructure.refresh_infrastructure()
+    return states
+
+
+@shared_task(name="command_center.tasks.refresh_summary")
+def refresh_summary() -> str:
+    """Every 5 s: recompute the cached summary so requests only read the cache."""
+    overview.refresh_summary()
+    return "ok"

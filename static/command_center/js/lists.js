@@ -1,0 +1,189 @@
+// Tiers 5 and 6: the Logs and Traces lists — filters kept in the URL, cursor "Load more", CSV/JSON export.
+
+import { $, breakable, el, replaceChildren } from "./dom.js";
+import { formatDateTime, formatNumber, formatShortDateTime, truncate } from "./format.js";
+import { LIST_FILTERS, listParams } from "./url_state.js";
+import { badge } from "./status.js";
+
+const PAGE_SIZE = 50;
+const LIST_MESSAGE_CHARS = 200;
+const LEVEL_TONES = { ERROR: "red", WARN: "yellow" };
+
+function safeExternalUrl(template, values) {
+  if (!template) return null;
+  let url = template;
+  for (const [key, value] of Object.entries(values)) url = url.replaceAll(`{${key}}`, encodeURIComponent(value));
+  try {
+    const parsed = new URL(url, window.location.href);
+    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+class ListView {
+  // navigation: {setFilters(list, filters), openLogsForTrace(id), openTracesForTrace(id), logsForTrace(id)…}
+  constructor(name, panel, { api, freshness, config, getState, navigation }) {
+    this.name = name;
+    this.panel = panel;
+    this.api = api;
+    this.freshness = freshness;
+    this.getState = getState;
+    this.navigation = navigation;
+    this.cadence = config.refresh_seconds?.[name] ?? 30;
+    this.form = $(`form[data-list=${name}]`, panel);
+    this.tbody = $("tbody", panel);
+    this.moreButton = $(`[data-more-for=${name}]`, panel);
+    this.emptyNote = $(`[data-empty-for=${name}]`, panel);
+    this.countNote = $(`[data-count-for=${name}]`, panel);
+    this.windowNote = $(`[data-window-for=${name}]`, panel);
+    this.nextCursor = null;
+    this.pages = 0;
+    this.rowCount = 0;
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!this.form.reportValidity()) return;
+      const state = this.getState()[name];
+      const filters = Object.fromEntries(new FormData(this.form).entries());
+      navigation.setFilters(name, { ...filters, from: state.from, to: state.to });
+    });
+    this.form.addEventListener("reset", (event) => {
+      event.preventDefault();
+      navigation.setFilters(name, {});
+    });
+    this.moreButton.addEventListener("click", () => this.loadMore());
+  }
+
+  syncForm() {
+    const filters = this.getState()[this.name];
+    for (const key of LIST_FILTERS[this.name]) {
+      const field = this.form.elements.namedItem(key);
+      if (field) field.value = filters[key] ?? "";
+    }
+    const { from, to } = filters;
+    this.windowNote.hidden = !(from && to);
+    if (from && to) {
+      replaceChildren(this.windowNote, `Showing ${formatDateTime(from)} – ${formatDateTime(to)} UTC (picked on a chart). `,
+        el("button", { type: "button", class: "button cc-button-quiet", text: "Use the page's time range",
+          onclick: () => this.clearWindow() }));
+    }
+  }
+
+  clearWindow() {
+    this.navigation.setFilters(this.name, { ...this.getState()[this.name], from: "", to: "" });
+  }
+
+  params() {
+    return listParams(this.getState(), this.name);
+  }
+
+  exportHref(format) {
+    return this.api.url("export", { type: this.name, format, ...this.params() });
+  }
+
+  // Auto-refresh reloads the first page only; once the operator paged further it leaves the list alone.
+  async refresh({ force = false } = {}) {
+    if (!force && this.pages > 1) return;
+    this.syncForm();
+    for (const link of this.panel.querySelectorAll(`[data-export=${this.name}]`)) {
+      link.href = this.exportHref(link.dataset.format);
+    }
+    const body = await this.api.get(this.name, { ...this.params(), limit: PAGE_SIZE });
+    this.rowCount = 0;
+    replaceChildren(this.tbody);
+    this.append(body);
+    this.pages = 1;
+    this.freshness.mark(this.name, this.cadence, body.stale);
+  }
+
+  async loadMore() {
+    if (!this.nextCursor) return;
+    this.moreButton.disabled = true;
+    try {
+      const body = await this.api.get(this.name, { ...this.params(), limit: PAGE_SIZE, cursor: this.nextCursor });
+      this.append(body);
+      this.pages += 1;
+    } finally {
+      this.moreButton.disabled = false;
+    }
+  }
+
+  append(body) {
+    const items = body.items ?? [];
+    for (const item of items) this.tbody.append(...this.rows(item));
+    this.rowCount += items.length;
+    this.nextCursor = body.next_cursor ?? null;
+    this.moreButton.hidden = !this.nextCursor;
+    this.emptyNote.hidden = this.rowCount > 0;
+    this.countNote.textContent = this.rowCount ? `${formatNumber(this.rowCount)} shown${this.nextCursor ? ", more available" : ""}` : "";
+  }
+}
+
+export class LogsList extends ListView {
+  constructor(panel, options) {
+    super("logs", panel, options);
+  }
+
+  rows(log) {
+    const detailRow = el("tr", { class: "cc-detail-row", hidden: true },
+      el("td", { colspan: 7 },
+        el("p", { class: "cc-message-full", text: log.message ?? "" }),
+        el("p", { class: "cc-quiet", text: `span ${log.span_id ?? "—"}` }),
+        Object.keys(log.attrs ?? {}).length
+          ? el("pre", { class: "cc-attrs", text: JSON.stringify(log.attrs, null, 2) }) : null));
+    const toggle = el("button", { type: "button", class: "cc-link-button", "aria-expanded": "false",
+      title: "Show the full message",
+      onclick: () => {
+        detailRow.hidden = !detailRow.hidden;
+        toggle.setAttribute("aria-expanded", String(!detailRow.hidden));
+      } }, truncate(log.message, LIST_MESSAGE_CHARS) || "(no message)");
+    const trace = log.trace_id
+      ? el("a", { href: this.navigation.tracesForTrace(log.trace_id), class: "cc-trace-link",
+        "aria-label": `Trace ${log.trace_id} in the trace index`,
+        onclick: (event) => {
+          event.preventDefault();
+          this.navigation.openTracesForTrace(log.trace_id);
+        } }, `${log.trace_id.slice(0, 8)}…`)
+      : el("span", { class: "cc-quiet", text: "—" });
+    return [el("tr", { class: `cc-level-${(log.level ?? "").toLowerCase()}` },
+      el("td", {}, badge(LEVEL_TONES[log.level] ?? "unknown", log.level ?? "?")),
+      el("td", {}, el("time", { datetime: log.ts, title: `${formatDateTime(log.ts)} UTC`, text: formatShortDateTime(log.ts) })),
+      el("td", { text: log.service ?? "" }),
+      el("td", {}, el("span", { class: "cc-tag", text: log.domain ?? "" })),
+      el("td", { class: "cc-event" }, breakable(log.event)),
+      el("td", { class: "cc-message" }, toggle),
+      el("td", {}, trace)), detailRow];
+  }
+}
+
+export class TracesList extends ListView {
+  constructor(panel, options) {
+    super("traces", panel, options);
+    this.links = options.links;
+    for (const button of panel.querySelectorAll("[data-trace-preset]")) {
+      button.addEventListener("click", () => this.navigation.setFilters("traces", { status: button.dataset.tracePreset }));
+    }
+  }
+
+  rows(trace) {
+    const tone = trace.error ? "red" : trace.slow ? "yellow" : "green";
+    const words = trace.error ? "error" : trace.slow ? "slow" : "ok";
+    const tempo = safeExternalUrl(this.links()?.tempo?.trace_url_template, { trace_id: trace.trace_id });
+    return [el("tr", {},
+      el("td", {}, el("time", { datetime: trace.ts, title: `${formatDateTime(trace.ts)} UTC`, text: formatShortDateTime(trace.ts) })),
+      el("td", { class: "cc-mono cc-nowrap", title: trace.trace_id ?? "", text: truncate(trace.trace_id ?? "", 13) }),
+      el("td", { class: "cc-event" }, breakable(trace.span_name)),
+      el("td", { class: "cc-route" }, breakable(trace.route ?? "—")),
+      el("td", {}, el("span", { class: "cc-tag", text: trace.domain ?? "" })),
+      el("td", { text: trace.status_code ?? "—" }),
+      el("td", { class: "cc-num" }, badge(tone, `${formatNumber(trace.duration_ms)} ms · ${words}`)),
+      el("td", { class: "cc-actions" },
+        el("a", { href: this.navigation.logsForTrace(trace.trace_id), class: "cc-trace-link",
+          onclick: (event) => {
+            event.preventDefault();
+            this.navigation.openLogsForTrace(trace.trace_id);
+          } }, "Logs"),
+        tempo ? el("a", { href: tempo, class: "cc-external", target: "_blank", rel: "noopener noreferrer",
+          text: "Open in Tempo" }) : null))];
+  }
+}

@@ -1,0 +1,339 @@
+"""The Command Center socket, driven through the project's real ASGI stack (origin check, session auth) and
+the real Redis channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.urls import path
+
+from command_center import presence, push
+from command_center.consumers import (
+    MAX_FRAME_BYTES,
+    ErrorStormLimiter,
+    FrameError,
+    ObservabilityConsumer,
+    SubscriptionRequest,
+    parse_client_frame,
+)
+from kaiku_ops.asgi import application
+
+SOCKET_PATH = "/ws/admin/observability/"
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+
+
+# --- frames and the storm limiter (pure) ---------------------------------------------------------------
+
+def test_a_subscribe_frame_names_its_panels():
+    request = parse_client_frame('{"type": "subscribe", "panels": ["overview", "voice"]}')
+    assert request == SubscriptionRequest(action="subscribe", panels=frozenset({"overview", "voice"}))
+
+
+@pytest.mark.parametrize(("text", "bytes_data", "code"), [
+    ("{not json", None, "malformed_json"),
+    ('["subscribe"]', None, "invalid_frame"),
+    ('{"type": "shout", "panels": ["overview"]}', None, "unknown_type"),
+    ('{"panels": ["overview"]}', None, "unknown_type"),
+    ('{"type": "subscribe", "panels": "overview"}', None, "invalid_frame"),
+    ('{"type": "subscribe", "panels": []}', None, "invalid_frame"),
+    ('{"type": "subscribe", "panels": [1]}', None, "invalid_frame"),
+    ('{"type": "subscribe", "panels": ["overview", "secrets"]}', None, "unknown_panel"),
+    (None, b'{"type": "subscribe"}', "binary_frame"),
+    ('{"type": "subscribe", "panels": ["overview"], "pad": "' + "x" * MAX_FRAME_BYTES + '"}', None,
+     "frame_too_large"),
+])
+def test_a_bad_frame_is_refused_with_a_code(text, bytes_data, code):
+    with pytest.raises(FrameError) as refused:
+        parse_client_frame(text, bytes_data)
+    assert refused.value.code == code
+
+
+def test_the_limit_counts_bytes_not_characters():
+    panels = '["overview"]'
+    frame = '{"type": "subscribe", "panels": %s, "note": "%s"}'
+    fits = frame % (panels, "é" * ((MAX_FRAME_BYTES - 60) // 2))
+    assert len(fits.encode()) <= MAX_FRAME_BYTES
+    parse_client_frame(fits)
+    with pytest.raises(FrameError, match="4096 bytes"):
+        parse_client_frame(frame % (panels, "é" * (MAX_FRAME_BYTES // 2)))
+
+
+def test_an_unknown_panel_error_names_it_and_the_known_panels():
+    with pytest.raises(FrameError) as refused:
+        parse_client_frame('{"type": "unsubscribe", "panels": ["traces"]}')
+    assert "'traces'" in refused.value.message
+    assert "overview" in refused.value.message and "voice" in refused.value.message
+
+
+def test_the_limiter_admits_twenty_errors_a_second_and_holds_the_rest():
+    limiter = ErrorStormLimiter(limit=20, window_s=1.0)
+    admitted = [limiter.admit(now=100.0 + i / 100) for i in range(25)]
+    assert admitted == [True] * 20 + [False] * 5
+    assert limiter.admit(now=101.0)  # a new window
+
+
+def test_held_errors_come_out_once_as_a_burst_since_the_earliest():
+    limiter = ErrorStormLimiter()
+    assert limiter.take_burst() is None
+    limiter.hold(1, "2026-03-01T10:00:00.500Z")
+    limiter.hold(30, "2026-03-01T10:00:00.200Z")
+    assert limiter.holding
+    assert limiter.take_burst() == (31, "2026-03-01T10:00:00.200Z")
+    assert limiter.take_burst() is None and not limiter.holding
+
+
+def test_the_burst_waits_for_the_end_of_the_window():
+    limiter = ErrorStormLimiter(window_s=1.0)
+    limiter.admit(now=50.0)
+    assert limiter.seconds_until_window_end(now=50.25) == pytest.approx(0.75)
+    assert limiter.seconds_until_window_end(now=52.0) == 0.0
+
+
+# --- sockets -------------------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def isolated_channel_layer(settings):
+    """A fresh Redis key prefix per test, so groups and presence of other tests are invisible."""
+    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    layers["default"]["CONFIG"]["prefix"] = f"test-push-{uuid.uuid4().hex[:12]}"
+    settings.CHANNEL_LAYERS = layers
+
+
+@pytest.fixture
+def user_of_role(request):
+    return request.getfixturevalue(request.param)
+
+
+@database_sync_to_async
+def session_cookie(user) -> str:
+    """Log `user` in as the admin login page would; the session cookie a browser would then send."""
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def socket_app(**consumer_options):
+    """The socket behind the same middleware as kaiku_ops.asgi, with consumer options for the test."""
+    consumer = ObservabilityConsumer.as_asgi(**consumer_options)
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([path(SOCKET_PATH[1:], consumer)])))
+
+
+async def open_socket(cookie: str | None = None, *, app=application, origin: str = "http://127.0.0.1:8000"):
+    headers = [(b"origin", origin.encode()), (b"host", b"127.0.0.1:8000")]
+    if cookie:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    socket = WebsocketCommunicator(app, SOCKET_PATH, headers=headers)
+    connected, _ = await socket.connect(timeout=5)
+    return socket, connected
+
+
+async def close_code(socket: WebsocketCommunicator) -> int:
+    output = await socket.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+async def subscribe(socket: WebsocketCommunicator, *panels: str, action: str = "subscribe") -> dict:
+    await socket.send_json_to({"type": action, "panels": list(panels)})
+    reply = await socket.receive_json_from(timeout=5)
+    assert reply["type"] == "subscribed", reply
+    return reply
+
+
+async def publish(event: dict) -> None:
+    await asyncio.to_thread(push.publish, event)
+
+
+async def publish_errors(rows: list[dict]) -> None:
+    await asyncio.to_thread(push.publish_error_events, rows)
+
+
+def error_row(second: float, **extra) -> dict:
+    ts = datetime(2026, 3, 1, 10, 0, tzinfo=UTC) + timedelta(seconds=second)
+    return {"ts": ts.isoformat(), "service": "kaiku-api", "domain": "db", "event": "db.query_failed",
+            "message": "connection reset", "trace_id": TRACE_ID, "level": "ERROR", **extra}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_anonymous_socket_is_closed_with_4401():
+    socket, connected = await open_socket()
+    assert connected
+    assert await close_code(socket) == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("user_of_role", ["plain_user", "staff_user"], indirect=True)
+async def test_a_user_without_the_permission_is_closed_with_4403(user_of_role):
+    cookie = await session_cookie(user_of_role)
+    socket, connected = await open_socket(cookie)
+    assert connected
+    assert await close_code(socket) == 4403
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_deactivated_superuser_counts_as_logged_out(superuser):
+    cookie = await session_cookie(superuser)
+    superuser.is_active = False
+    await database_sync_to_async(superuser.save)()
+    socket, _ = await open_socket(cookie)
+    assert await close_code(socket) == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("user_of_role", ["superuser", "system_admin"], indirect=True)
+async def test_admins_connect_and_subscribe(user_of_role):
+    socket, connected = await open_socket(await session_cookie(user_of_role))
+    assert connected
+    reply = await subscribe(socket, "overview", "voice")
+    assert reply["panels"] == ["overview", "voice"]
+    assert reply["seq"] == 1
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_page_from_a_foreign_origin_cannot_connect(superuser):
+    socket, connected = await open_socket(await session_cookie(superuser), origin="https://evil.example")
+    assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_events_reach_only_the_panels_subscribed(system_admin):
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await socket.receive_nothing(timeout=0.2)  # nothing arrives before a subscription
+    await subscribe(socket, "overview")
+
+    await publish(push.voice_pulse({"active_sessions": 3, "active_rooms": 1, "join_success_rate_1h": 99.0}))
+    await publish(push.vital_signs({"latency_p95": 182.5, "traffic_rate": 41.0, "error_rate": 0.4,
+                                    "saturation_pct": 35.0}))
+    vitals = await socket.receive_json_from(timeout=5)
+    assert vitals == {"type": push.VITAL_SIGNS, "ts": vitals["ts"], "seq": 2, "latency_p95": 182.5,
+                      "traffic_rate": 41.0, "error_rate": 0.4, "saturation_pct": 35.0}
+
+    assert (await subscribe(socket, "overview", action="unsubscribe"))["panels"] == []
+    await publish(push.vital_signs({"latency_p95": 1.0}))
+    await publish(push.health_change("postgresql", "healthy", "down", None))
+    assert await socket.receive_nothing(timeout=0.5)
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_infrastructure_panel_gets_health_changes_but_no_errors(system_admin):
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await subscribe(socket, "infrastructure")
+    await publish_errors([error_row(0)])
+    transition = datetime(2026, 3, 1, 10, 5, tzinfo=UTC)
+    await publish(push.health_change("redis", "healthy", "down", transition))
+    event = await socket.receive_json_from(timeout=5)
+    assert event == {"type": push.HEALTH_CHANGE, "ts": "2026-03-01T10:05:00.000Z", "seq": 2,
+                     "service": "redis", "old_status": "healthy", "new_status": "down"}
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_bad_frames_get_error_frames_and_the_socket_keeps_working(superuser):
+    socket, _ = await open_socket(await session_cookie(superuser))
+    bad_frames = ["{oops", '{"type": "subscribe", "panels": ["nope"]}', "x" * (MAX_FRAME_BYTES + 1)]
+    for text in bad_frames:
+        await socket.send_to(text_data=text)
+    await socket.send_to(bytes_data=b"\x00\x01")
+    replies = [await socket.receive_json_from(timeout=5) for _ in range(4)]
+    assert [reply["code"] for reply in replies] == ["malformed_json", "unknown_panel", "frame_too_large",
+                                                   "binary_frame"]
+    assert {reply["type"] for reply in replies} == {"error"}
+    assert [reply["seq"] for reply in replies] == [1, 2, 3, 4]
+
+    assert (await subscribe(socket, "logs"))["seq"] == 5
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_error_events_carry_only_the_table_9_1_fields(system_admin):
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await subscribe(socket, "logs")
+    await publish_errors([error_row(0, **{"user.id": "u-42", "client.address": "10.1.2.3", "attrs": {"x": 1},
+                                          "message": "login for bob@example.com from 10.1.2.3 failed"})])
+    event = await socket.receive_json_from(timeout=5)
+    assert set(event) == {"type", "ts", "seq", "service", "domain", "event", "message", "trace_id"}
+    assert event["message"] == "login for [email] from [ip] failed"
+    assert event["ts"] == "2026-03-01T10:00:00.000Z" and event["trace_id"] == TRACE_ID
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_error_storm_is_coalesced_into_one_burst_per_second(system_admin):
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await subscribe(socket, "overview")
+    await publish_errors([error_row(i / 100) for i in range(12)])
+    await publish_errors([error_row(1 + i / 100) for i in range(38)])
+
+    frames = [await socket.receive_json_from(timeout=5) for _ in range(21)]
+    assert [frame["type"] for frame in frames] == [push.ERROR_EVENT] * 20 + [push.ERROR_BURST]
+    burst = frames[-1]
+    assert burst["count"] == 30
+    assert burst["since"] == "2026-03-01T10:00:01.080Z"  # the first error not shown one by one
+    seqs = [frame["seq"] for frame in frames]
+    assert seqs == list(range(2, 23))
+    assert await socket.receive_nothing(timeout=1.2)  # one burst, not one per held error
+
+    await publish_errors([error_row(5)])  # the storm is over: single errors flow again
+    assert (await socket.receive_json_from(timeout=5))["type"] == push.ERROR_EVENT
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_revoked_admin_is_disconnected_with_4403(system_admin):
+    cookie = await session_cookie(system_admin)
+    socket, _ = await open_socket(cookie, app=socket_app(permission_recheck_s=0.2))
+    await subscribe(socket, "overview")
+    permission = await database_sync_to_async(Permission.objects.get)(codename="view_command_center")
+    await database_sync_to_async(system_admin.user_permissions.remove)(permission)
+    assert await close_code(socket) == 4403
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_logged_out_session_is_disconnected_with_4401(superuser):
+    socket, _ = await open_socket(await session_cookie(superuser), app=socket_app(permission_recheck_s=0.2))
+    await subscribe(socket, "voice")
+    await database_sync_to_async(Session.objects.all().delete)()
+    assert await close_code(socket) == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_admin_who_keeps_the_permission_stays_connected(system_admin):
+    cookie = await session_cookie(system_admin)
+    socket, _ = await open_socket(cookie, app=socket_app(permission_recheck_s=0.1))
+    await subscribe(socket, "overview")
+    assert await socket.receive_nothing(timeout=0.6)  # several re-checks passed
+    await publish(push.health_change("api", "healthy", "degraded", None))
+    assert (await socket.receive_json_from(timeout=5))["type"] == push.HEALTH_CHANGE
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_subscriptions_mark_presence_until_the_socket_goes(superuser):
+    socket, _ = await open_socket(await session_cookie(superuser))
+    await subscribe(socket, "overview")
+    assert await asyncio.to_thread(presence.is_watched, push.VITAL_SIGNS)
+    assert not await asyncio.to_thread(presence.is_watched, push.VOICE_PULSE)
+
+    await subscribe(socket, "voice")
+    assert await asyncio.to_thread(presence.is_watched, push.VOICE_PULSE)
+    await subscribe(socket, "voice", action="unsubscribe")
+    assert not await asyncio.to_thread(presence.is_watched, push.VOICE_PULSE)
+
+    await socket.disconnect()
+    assert not await asyncio.to_thread(presence.is_watched, push.VITAL_SIGNS)
