@@ -30,7 +30,7 @@ run: services
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f .data/Procfile.run -d . -p $(PORT)
 
 test: services
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 # The database-facing tests again, against the servers named by DATABASE_URL / REDIS_URL.
 test-db: install

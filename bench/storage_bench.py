@@ -213,6 +213,10 @@ def timed_query(cursor, sql: str, params: list, repeat: int = 5) -> float:
     return statistics.median(timings)
 
 
+def _durations(durations: dict[str, int]) -> str:
+    return ", ".join(f"{view} {ms:,} ms" for view, ms in durations.items())
+
+
 def mib(size: int) -> str:
     return f"{size / 2**20:,.1f} MiB"
 
@@ -307,20 +311,26 @@ def run(days: int, scale: float, args) -> int:
                 "SELECT day, sum(total_count), sum(error_count) FROM telemetry_trend_rollups WHERE metric_name = %s"
                 " GROUP BY day ORDER BY day", [str(Metric.HTTP_REQUESTS_TOTAL)]),
         }
-        refresh_rollups(concurrently=False, using=ALIAS)
+        durations = refresh_rollups(using=ALIAS)
+        print("  first rollup refresh (every hour changed): " + _durations(durations))
         cursor.execute("ANALYZE telemetry_trend_rollups_hourly; ANALYZE telemetry_trend_rollups")
         cursor.execute("SELECT sum(pg_total_relation_size(relname::regclass)) FROM unnest(%s::text[]) relname",
                        [list(ROLLUP_VIEWS)])
-        print(f"  rollup views: {mib(int(cursor.fetchone()[0]))}")
+        print(f"  rollups (hourly table, daily view): {mib(int(cursor.fetchone()[0]))}")
         print("\n  command-center queries (median of 5):")
         for label, (sql, params) in queries.items():
             print(f"    {label:48} {timed_query(cursor, sql, params):8.1f} ms")
 
     print("\n  maintenance:")
-    for concurrently in (False, True):
-        durations = refresh_rollups(concurrently=concurrently, using=ALIAS)
-        print(f"    rollup refresh ({'concurrently' if concurrently else 'blocking'}): "
-              + ", ".join(f"{view} {ms} ms" for view, ms in durations.items()))
+    durations = refresh_rollups(using=ALIAS, full=True)
+    print("    rollup full rebuild (after a backfill): " + _durations(durations))
+    with connections[ALIAS].cursor() as cursor:
+        # The steady state: the samples of the last hour changed since the previous refresh.
+        last_hour = today - timedelta(hours=1)
+        cursor.execute("UPDATE telemetry_metric_samples SET value_count = value_count WHERE ts >= %s AND ts < %s",
+                       [last_hour, today])
+    durations = refresh_rollups(using=ALIAS)
+    print("    hourly rollup refresh (one hour changed): " + _durations(durations))
     if days == 31:
         report = enforce_retention(now=today, using=ALIAS)
         purge_ms = sum(t.duration_ms for t in report.tables)

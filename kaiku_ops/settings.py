@@ -262,6 +262,8 @@ COMMAND_CENTER_FEATURE_CLIENT_TELEMETRY = env.bool("COMMAND_CENTER_FEATURE_CLIEN
 COMMAND_CENTER_FEATURE_DEPLOY_MARKERS = env.bool("COMMAND_CENTER_FEATURE_DEPLOY_MARKERS", default=False)
 COMMAND_CENTER_FEATURE_REDIS_STATS = env.bool("COMMAND_CENTER_FEATURE_REDIS_STATS", default=False)
 KAIKU_API_HEALTH_URL = env.str("KAIKU_API_HEALTH_URL", default="")
+# "Collecting data…" instead of zeros for this long after a web process starts (design section 15)
+COMMAND_CENTER_COLLECTING_SECONDS = env.float("COMMAND_CENTER_COLLECTING_SECONDS", default=60.0)
 COMMAND_CENTER_PROBE_TIMEOUT_SECONDS = env.float("COMMAND_CENTER_PROBE_TIMEOUT_SECONDS", default=2.0)
 COMMAND_CENTER_OTEL_COLLECTOR_ENDPOINT = env.str("COMMAND_CENTER_OTEL_COLLECTOR_ENDPOINT", default="")
 # External tools for deep forensics; URL templates may use {trace_id}, {from}, {to}. Unset: links hidden.

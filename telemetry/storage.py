@@ -51,8 +51,23 @@ def insert_trace_rows(rows: Iterable[Mapping[str, Any]], using: str = "default")
 
 
 def insert_voice_sessions(rows: Iterable[Mapping[str, Any]], using: str | None = None) -> int:
-    return _insert("connection_sessions", VOICE_SESSION_COLUMNS, rows, using or voice_alias(),
-                   defaults={"ended_at": None, "outcome": None})
+    """Write voice sessions. A session is reported when it starts and again when it ends: the second
+    report closes the stored row (ended_at, outcome) instead of being ignored as a duplicate.
+    Works whatever unique key the platform's table has (ours: (started_at, id); the platform's: id)."""
+    using = using or voice_alias()
+    rows = list(rows)
+    inserted = _insert("connection_sessions", VOICE_SESSION_COLUMNS, rows, using,
+                       defaults={"ended_at": None, "outcome": None})
+    ended = [[row["ended_at"], row.get("outcome"), row["id"], row["started_at"]]
+             for row in rows if row.get("ended_at") is not None]
+    if ended:
+        with connections[using].cursor() as cursor:
+            cursor.executemany(
+                "UPDATE connection_sessions SET ended_at = %s, outcome = %s"
+                " WHERE id = %s AND started_at = %s AND ended_at IS NULL",
+                ended,
+            )
+    return inserted
 
 
 def insert_voice_metrics(rows: Iterable[Mapping[str, Any]], using: str | None = None) -> int:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
+from django.conf import settings
 from django.utils import timezone
 
 from command_center import probes
@@ -21,7 +22,6 @@ from telemetry.contract import Metric
 
 CACHE_KEY = "summary:v1"
 CACHE_SECONDS = REFRESH_SECONDS["summary"]
-COLLECTING_SECONDS = 60
 SPARKLINE = timedelta(hours=1)
 MINUTE = 60
 VITAL_SIGNS = ("latency_p95", "traffic_rate", "error_rate", "saturation_pct")
@@ -155,7 +155,7 @@ def compute_summary(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     collecting = (
         now - process_started_at()
-    ).total_seconds() < COLLECTING_SECONDS or not metrics.any_sample_stored()
+    ).total_seconds() < settings.COMMAND_CENTER_COLLECTING_SECONDS or not metrics.any_sample_stored()
     signal_values = alerts.signal_values(now)
     vital_signs = _vital_signs(now, signal_values)
     health = probes.health_matrix(now)

@@ -86,7 +86,7 @@ def test_bad_arguments_exit_non_zero_with_one_line(args):
 @pytest.mark.django_db
 def test_refresh_rollups_and_ensure_partitions_commands_report_what_they_did():
     out = StringIO()
-    call_command("refresh_rollups", stdout=out)
+    call_command("refresh_rollups", "--full", stdout=out)
     call_command("ensure_partitions", stdout=out)
 
     assert "telemetry_trend_rollups_hourly: refreshed in" in out.getvalue()

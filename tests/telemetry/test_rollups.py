@@ -88,3 +88,31 @@ def test_a_refresh_is_recorded_as_a_job_run():
     run = last_run(Job.REFRESH_ROLLUPS)
     assert run.ok and set(durations) == {"telemetry_trend_rollups_hourly", "telemetry_trend_rollups"}
     assert run.details["duration_ms_by_view"] == durations
+
+
+@pytest.mark.django_db
+def test_a_refresh_recomputes_only_the_hours_whose_samples_changed():
+    MetricSampleFactory(ts=HOUR, labels=ROUTE_LABELS, value_count=5)
+    refresh_rollups()
+    assert last_run(Job.REFRESH_ROLLUPS).details["hours_recomputed"] == 1
+
+    MetricSampleFactory(ts=HOUR + timedelta(hours=2), labels=ROUTE_LABELS, value_count=7)
+    refresh_rollups()
+
+    assert last_run(Job.REFRESH_ROLLUPS).details["hours_recomputed"] == 1
+    assert sorted(HourlyTrendRollup.objects.values_list("hour", "total_count")) == [
+        (HOUR, 5), (HOUR + timedelta(hours=2), 7)]
+
+
+@pytest.mark.django_db
+def test_a_full_refresh_gives_the_same_rollup_as_the_incremental_ones():
+    for minute in range(0, 180, 7):
+        MetricSampleFactory(histogram=True, ts=HOUR + timedelta(minutes=minute), labels=ROUTE_LABELS)
+        refresh_rollups()
+    fields = ("hour", "labels", "sample_count", "total_count", "bucket_counts", "last_value")
+    incremental = list(HourlyTrendRollup.objects.order_by("hour").values_list(*fields))
+
+    refresh_rollups(full=True)
+
+    assert list(HourlyTrendRollup.objects.order_by("hour").values_list(*fields)) == incremental
+    assert sum(row[2] for row in incremental) == len(range(0, 180, 7))

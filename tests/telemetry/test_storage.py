@@ -120,3 +120,19 @@ def test_touch_series_keeps_first_seen_and_moves_last_seen_forward():
 
     series = Series.objects.get()
     assert (series.first_seen, series.last_seen) == (MINUTE, MINUTE + timedelta(hours=1))
+
+
+@pytest.mark.django_db
+def test_a_session_reported_again_when_it_ends_is_closed_not_ignored():
+    import uuid
+
+    from telemetry.models import ConnectionSession
+    from telemetry.storage import insert_voice_sessions
+
+    session = {"id": uuid.uuid4(), "started_at": MINUTE}
+    insert_voice_sessions([session])
+    insert_voice_sessions([{**session, "ended_at": MINUTE + timedelta(minutes=3), "outcome": "crash"}])
+    insert_voice_sessions([session])  # a late re-send of the start must not reopen it
+
+    stored = ConnectionSession.objects.get(id=session["id"])
+    assert (stored.ended_at, stored.outcome) == (MINUTE + timedelta(minutes=3), "crash")

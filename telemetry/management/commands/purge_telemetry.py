@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from telemetry.contract import RETENTION_DAYS
 from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention, validate_retention_args
@@ -38,6 +39,8 @@ class Command(BaseCommand):
             report = enforce_retention(older_than_days=older_than, tables=tables, dry_run=dry_run)
         except RetentionError as error:
             raise CommandError(str(error)) from None
+        except DatabaseError as error:  # e.g. the database is unreachable
+            raise CommandError(f"purge failed: {str(error).strip().splitlines()[0]}") from None
         verb = "would remove" if dry_run else "removed"
         self.stdout.write(f"{'Dry run: ' if dry_run else ''}cutoff {report.cutoff:%Y-%m-%d %H:%M:%S} UTC")
         for table in report.tables:

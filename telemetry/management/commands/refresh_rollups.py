@@ -1,4 +1,4 @@
-"""`manage.py refresh_rollups`: recompute the hourly and daily trend rollups now."""
+"""`manage.py refresh_rollups`: bring the hourly and daily trend rollups up to date now."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--blocking", action="store_true",
-                            help="refresh without CONCURRENTLY (faster, but readers wait)")
+                            help="refresh the daily view without CONCURRENTLY (faster, but readers wait)")
+        parser.add_argument("--full", action="store_true",
+                            help="recompute every hour, not only the changed ones (after a backfill)")
 
-    def handle(self, *args, blocking: bool, **options):
+    def handle(self, *args, blocking: bool, full: bool, **options):
         try:
-            durations = refresh_rollups(concurrently=not blocking)
+            durations = refresh_rollups(concurrently=not blocking, full=full)
         except DatabaseError as error:
             raise CommandError(f"rollup refresh failed: {str(error).strip().splitlines()[0]}") from None
         for view, duration_ms in durations.items():
