@@ -6,11 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from command_center.selectors.config import REFRESH_SECONDS
-from command_center.selectors.freshness import freshness
-from command_center.selectors.pagination import Cursor, keyset_page
+from command_center.selectors.pagination import Cursor, list_page
 from kaiku_ops.db_routers import read_alias
 from telemetry.models import LogEvent
 
@@ -47,19 +45,5 @@ def log_row(log: LogEvent) -> dict[str, Any]:
 def log_page(
     start: datetime, end: datetime, limit: int, cursor: Cursor | None = None, **filters: str | None
 ) -> dict[str, Any]:
-    rows, next_cursor = keyset_page(filtered_logs(start, end, **filters), start, end, cursor, limit)
-    # Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's age.
-    # Bounded by the window: an unbounded max(ts) would make the planner visit every daily partition.
-    newest = (
-        LogEvent.objects.using(read_alias())
-        .filter(ts__gte=start, ts__lt=end)
-        .order_by("-ts")
-        .values_list("ts", flat=True)
-        .first()
-    )
-    return {
-        **freshness(timezone.now(), REFRESH_SECONDS["logs"], timezone.now()),
-        "newest_ts": newest,
-        "items": [log_row(row) for row in rows],
-        "next_cursor": next_cursor,
-    }
+    return list_page(filtered_logs(start, end, **filters), LogEvent, start, end, cursor, limit,
+                     REFRESH_SECONDS["logs"], log_row)

@@ -10,8 +10,15 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from command_center.selectors.freshness import freshness
+from kaiku_ops.db_routers import read_alias
 
 
 class InvalidCursor(ValueError):
@@ -72,3 +79,30 @@ def keyset_page(
     rows = rows[:limit]
     next_cursor = Cursor(rows[-1].ts, rows[-1].id).encode() if has_more else None
     return rows, next_cursor
+
+
+def list_page(
+    queryset, model, start: datetime, end: datetime, cursor: Cursor | None, limit: int,
+    cadence_seconds: int, to_row: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """The API's list section: one keyset page of `queryset` plus how fresh the data in the window is.
+
+    Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's
+    age. It is bounded by the window: an unbounded max(ts) would make the planner visit every daily
+    partition.
+    """
+    rows, next_cursor = keyset_page(queryset, start, end, cursor, limit)
+    newest = (
+        model.objects.using(read_alias())
+        .filter(ts__gte=start, ts__lt=end)
+        .order_by("-ts")
+        .values_list("ts", flat=True)
+        .first()
+    )
+    now = timezone.now()
+    return {
+        **freshness(now, cadence_seconds, now),
+        "newest_ts": newest,
+        "items": [to_row(row) for row in rows],
+        "next_cursor": next_cursor,
+    }
