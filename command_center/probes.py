@@ -323,20 +323,26 @@ def run_probes(now: datetime | None = None) -> dict[str, ProbeResult]:
 
 
 def health_matrix(now: datetime | None = None) -> dict[str, Any]:
-    """The cached matrix; every service `unknown` when no probe run is cached (or the cache is down)."""
+    """The cached matrix. Without it (no probe run cached yet, or Redis itself down) each service's state
+    is its last recorded transition in PostgreSQL, so a Redis outage shows as Valkey `down` rather than
+    every service `unknown`; a service never probed is `unknown`."""
     cached = cache_get(CACHE_KEY)
     if cached is not None:
         return cached
-    return {
-        "updated_at": None,
-        "services": [
-            {
-                "service": service,
-                "name": name,
-                "status": State.UNKNOWN.value,
-                "detail": "no probe result yet",
-                "checked_at": None,
-            }
-            for service, name in SERVICES.items()
-        ],
+    latest = {
+        transition.service: transition
+        for transition in HealthTransition.objects.using("default").order_by("service", "-ts").distinct("service")
     }
+    services = []
+    for service, name in SERVICES.items():
+        transition = latest.get(service)
+        services.append({
+            "service": service,
+            "name": name,
+            "status": transition.new_status if transition else State.UNKNOWN.value,
+            "detail": (f"{transition.detail} (last recorded change; live results unavailable)".strip()
+                       if transition else "no probe result yet"),
+            "checked_at": transition.ts if transition else None,
+        })
+    updated = max((item["checked_at"] for item in services if item["checked_at"]), default=None)
+    return {"updated_at": updated, "services": services}

@@ -3,7 +3,7 @@
 No inline script and no inline style anywhere: the admin templates we render need neither (the one
 inline `<style>` of django.contrib.admin appears only on change lists without any action bar, which no
 ModelAdmin here has), and the Command Center sets element sizes through the CSSOM, which CSP allows.
-A view that sets a policy of its own (the Command Center page does) keeps it.
+A view that sets a policy of its own keeps it.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "kaiku_ops.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "kaiku_ops.urls"
