@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from command_center.selectors.caching import PREFIX as CACHE_PREFIX
 from command_center.selectors.overview import CACHE_KEY as SUMMARY_CACHE_KEY
 from telemetry.contract import Attr, Label, Metric
 from telemetry.factories import (
@@ -82,7 +83,7 @@ def seed_metrics(minutes: int = 60) -> None:
     for minute in range(10):
         ConnectionMetricFactory(ts=now - timedelta(minutes=minute), quality=minute % 4,
                                 packet_loss=0.4 + minute / 10)
-    cache.delete(SUMMARY_CACHE_KEY)  # the API caches the summary for 5 s; start from this data
+    cache.delete(CACHE_PREFIX + SUMMARY_CACHE_KEY)  # the API caches the summary for 5 s; start from this data
 
 
 def trace_id() -> str:
