@@ -8,22 +8,28 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 
-def _check_postgres() -> str | None:
+def _describe(error: Exception) -> str:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first_line}"
+
+
+def check_postgres() -> str | None:
+    """None when PostgreSQL answers, else what went wrong in one line."""
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT 1")
         return None
     except Exception as error:  # any driver error means "not ready", reported by name
-        return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        return _describe(error)
 
 
-def _check_redis() -> str | None:
+def check_redis() -> str | None:
+    """None when Redis answers PING, else what went wrong in one line."""
     try:
-        client = cache._cache.get_client(write=True)
-        client.ping()
+        cache._cache.get_client(write=True).ping()
         return None
     except Exception as error:
-        return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        return _describe(error)
 
 
 @require_GET
@@ -34,7 +40,7 @@ def healthz(request):
 @require_GET
 def readyz(request):
     failures = {name: message for name, message in
-                (("postgresql", _check_postgres()), ("redis", _check_redis())) if message}
+                (("postgresql", check_postgres()), ("redis", check_redis())) if message}
     if failures:
         return JsonResponse({"status": "unavailable", "failed": failures}, status=503)
     return JsonResponse({"status": "ready"})

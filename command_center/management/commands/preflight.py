@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from kaiku_ops.health import _check_postgres, _check_redis
+from kaiku_ops.health import check_postgres, check_redis
 
 
 class Command(BaseCommand):
@@ -16,10 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         problems = []
-        if failure := _check_postgres():
+        if failure := check_postgres():
             problems.append(f"PostgreSQL at {_redacted(settings.DATABASE_URL)} is unreachable ({failure}); "
                             "start it, fix DATABASE_URL, or unset it to use the embedded PostgreSQL")
-        if failure := _check_redis():
+        if failure := check_redis():
             problems.append(f"Redis at {_redacted(settings.REDIS_URL)} is unreachable ({failure}); "
                             "start it, fix REDIS_URL, or unset it to use the embedded Redis")
         connections.close_all()
