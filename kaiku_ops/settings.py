@@ -253,6 +253,9 @@ if PRODUCTION:
 TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0.01)
 TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
+# Per-label-set minute samples are the bulk of metric storage; older ranges are answered from the per-metric
+# minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage").
+TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=30)
 
 # --- Command Center --------------------------------------------------------------------------------
 # Thresholds (COMMAND_CENTER_*_WARN/_CRIT) are read by telemetry.contract.load_thresholds from the
