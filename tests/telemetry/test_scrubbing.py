@@ -1,7 +1,6 @@
 """scrub(): personal data and credentials never survive; ordinary operator prose survives unchanged."""
 
 import ipaddress
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -142,12 +141,3 @@ def test_long_hex_secrets_are_removed(secret):
 def test_scrubbing_is_idempotent_on_any_text(text):
     once = scrub(text)
     assert scrub(once) == once
-
-
-def test_scrubs_short_messages_fast():
-    messages = [f"User {i} joined room general at 10:04 after {i % 90}s" for i in range(20_000)]
-    started = time.perf_counter()
-    for message in messages:
-        scrub(message)
-    per_second = len(messages) / (time.perf_counter() - started)
-    assert per_second > 50_000  # ~250k/s measured; the bar is low so slow CI machines do not flake
