@@ -74,6 +74,12 @@ class AsgiServer:
 
 @pytest.fixture(scope="module")
 def asgi_server(django_db_setup, chromium_executable) -> Iterator[AsgiServer]:
+    yield from serve_asgi()
+
+
+def serve_asgi(**extra_env: str) -> Iterator[AsgiServer]:
+    """One daphne process on a free port over the test database; `extra_env` adds settings (a module that
+    needs, say, external links configured overrides `asgi_server` with `yield from serve_asgi(...)`)."""
     port = _free_port()
     env = {
         **{name: value for name, value in os.environ.items() if name != "DJANGO_ALLOW_ASYNC_UNSAFE"},
@@ -86,10 +92,11 @@ def asgi_server(django_db_setup, chromium_executable) -> Iterator[AsgiServer]:
         "DATABASE_POOL": "false",  # the test database is truncated between tests; keep no idle sessions
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "kaiku_ops.settings",
+        **extra_env,
     }
     log_path = RESULTS_DIR / "daphne.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
              "kaiku_ops.asgi:application"],
