@@ -206,3 +206,26 @@ class DailyTrendRollup(_TrendRollupFields):
 
     def __str__(self) -> str:
         return f"{self.metric_name} {self.labels} day {self.day:%Y-%m-%d}"
+
+
+class MetricMinute(models.Model):
+    """All label sets of a metric merged per sample minute (telemetry/minutes.py); read-only from Django."""
+
+    pk = models.CompositePrimaryKey("metric_name", "ts", "scope", "split", "bucket_bounds")
+    ts = models.DateTimeField()
+    metric_name = models.TextField()
+    scope = models.TextField()
+    split = models.TextField()
+    bucket_bounds = ArrayField(models.FloatField())
+    sample_rows = models.IntegerField()
+    value_count = models.BigIntegerField(null=True)
+    value_sum = models.FloatField(null=True)
+    total = models.FloatField(null=True)
+    bucket_counts = ArrayField(models.BigIntegerField(), null=True)
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_metric_minutes"
+
+    def __str__(self) -> str:
+        return f"{self.metric_name} [{self.split}] @ {self.ts:%Y-%m-%d %H:%M}"

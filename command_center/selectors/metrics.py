@@ -5,7 +5,12 @@ Counters add up their increases, gauges average their minute values, histograms 
 percentiles over any window come from merged buckets, never from averaged stored percentiles.
 
 Long windows read complete hours from the hourly rollup view and only the edges (before the first whole
-hour, and after the last refresh of the view) from the minute samples; see `_split`.
+hour, and after the last refresh of the view) from the minute samples; see `_split`. Wherever no label
+grouping is asked for (or only the split the minute table keeps, telemetry/minutes.py), "the samples" means
+the minute table `telemetry_metric_minutes`: the same sums with all label sets merged per minute, about a
+hundredth of the rows at `heavy`. Per-label reads of minutes older than the sample horizon
+(`settings.TELEMETRY_SAMPLE_RETENTION_DAYS`, after which retention drops per-label samples) come from the
+hourly rollup, at hour resolution; see `_sources`.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from kaiku_ops.db_routers import read_alias
 from telemetry import histograms
-from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Kind
+from telemetry.contract import CATALOGUE, RETENTION_DAYS, SCOPE_CLUSTER, Kind
 from telemetry.jobs import Job, last_run
+from telemetry.minutes import MINUTES_TABLE, SPLITS
 
 HOUR = timedelta(hours=1)
 # Samples of a minute can still be merged a little after the minute ends (ingest flush lag); hours this
@@ -33,16 +41,29 @@ BUCKET_WIDTH = 16
 
 @dataclass(frozen=True)
 class LabelMatch:
-    """Restricts rows to a label value (`value`) or a value prefix (`prefix`, e.g. "5" for 5xx)."""
+    """Restricts rows to a label value (`value`), a value prefix (`prefix`, e.g. "5" for 5xx) or one of
+    several values (`values`)."""
 
     label: str
     value: str | None = None
     prefix: str | None = None
+    values: tuple[str, ...] | None = None
 
     def sql(self) -> tuple[str, list]:
         if self.prefix is not None:
             return "AND left(labels ->> %s, %s) = %s", [self.label, len(self.prefix), self.prefix]
+        if self.values is not None:
+            return "AND labels ->> %s = ANY(%s)", [self.label, list(self.values)]
         return "AND labels ->> %s = %s", [self.label, self.value]
+
+    def split_sql(self, metric: str) -> tuple[str, list] | None:
+        """The same restriction on the minute table's `split` column; None when the split cannot express it."""
+        split = SPLITS.get(metric)
+        if split is None or split.label != self.label or self.values is not None:
+            return None
+        if self.prefix is not None:
+            return ("AND split = %s", [self.prefix]) if split.serves_prefix(self.prefix) else None
+        return ("AND split = %s", [self.value]) if split.serves_value() and self.value is not None else None
 
 
 @dataclass
@@ -86,17 +107,32 @@ def _rollup_complete_until(using: str) -> datetime | None:
     return safe.replace(minute=0, second=0, microsecond=0)
 
 
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
 def _ceil_hour(moment: datetime) -> datetime:
-    floor = moment.replace(minute=0, second=0, microsecond=0)
+    floor = _floor_hour(moment)
     return floor if floor == moment else floor + HOUR
+
+
+def sample_horizon(now: datetime | None = None) -> datetime | None:
+    """The first whole hour from which per-label samples are certainly kept; None when they are kept as long
+    as everything else."""
+    days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
+    if days >= RETENTION_DAYS:
+        return None
+    return _ceil_hour((now or timezone.now()) - timedelta(days=days))
 
 
 def _split(
     start: datetime, end: datetime, use_rollup: bool, using: str
 ) -> list[tuple[str, datetime, datetime]]:
     """[(source, from, to)] covering [start, end): the rollup for whole refreshed hours, samples elsewhere."""
-    complete_until = _rollup_complete_until(using) if use_rollup else None
     first_hour = _ceil_hour(start)
+    if first_hour + HOUR > end:  # no whole hour inside: spare the look-up of the last refresh
+        return [("samples", start, end)]
+    complete_until = _rollup_complete_until(using) if use_rollup else None
     rollup_end = (
         min(complete_until, end.replace(minute=0, second=0, microsecond=0)) if complete_until else None
     )
@@ -108,9 +144,34 @@ def _split(
     return [part for part in parts if part[1] < part[2]]
 
 
+def _sources(
+    start: datetime, end: datetime, use_rollup: bool, using: str, minutes_serve: bool
+) -> list[tuple[str, datetime, datetime]]:
+    """`_split`, with its sample parts read from the minute table when it can answer (`minutes_serve`), else
+    from the samples after the sample horizon and from the hourly rollup before it (whole hours: an hour cut
+    by the window's start counts whole)."""
+    horizon = sample_horizon()
+    parts = []
+    for source, part_start, part_end in _split(start, end, use_rollup, using):
+        if source != "samples":
+            parts.append((source, part_start, part_end))
+        elif minutes_serve:
+            parts.append(("minutes", part_start, part_end))
+        elif horizon is None or part_start >= horizon:
+            parts.append((source, part_start, part_end))
+        else:
+            parts.append(("rollup", part_start, min(part_end, horizon)))
+            if horizon < part_end:
+                parts.append((source, horizon, part_end))
+    return parts
+
+
 _SOURCES = {
-    # table, time column, counter total, gauge observation count, gauge sum, newest sample time
-    "samples": ("telemetry_metric_samples", "ts", "coalesce(value_sum, value_count)", "1", "value_sum", "ts"),
+    # table, time column, counter total, gauge observation count, gauge sum, newest sample time, row count
+    "samples": (
+        "telemetry_metric_samples", "ts", "coalesce(value_sum, value_count)", "1", "value_sum", "ts", "count(*)"
+    ),
+    "minutes": (MINUTES_TABLE, "ts", "total", "sample_rows", "value_sum", "ts", "sum(sample_rows)"),
     "rollup": (
         "telemetry_trend_rollups_hourly",
         "hour",
@@ -118,6 +179,7 @@ _SOURCES = {
         "sample_count",
         "total_sum",
         "last_ts",
+        "count(*)",
     ),
 }
 
@@ -146,9 +208,10 @@ def _part_rows(cursor, kind: Kind, sql_parts: dict[str, str], args: list, width:
         f"""SELECT {sql_parts["bin"]} AS bin, {sql_parts["group"]} AS grp,
                    {"bucket_bounds" if histogram else "NULL::float8[]"} AS bounds,
                    {counter_total}, {gauge}, {buckets},
-                   extract(epoch FROM max({sql_parts["newest"]}))::float8, count(*)
+                   extract(epoch FROM max({sql_parts["newest"]}))::float8, {sql_parts["rows"]}
             FROM {sql_parts["table"]}
-            WHERE metric_name = %s AND scope = %s AND {sql_parts["ts"]} >= %s AND {sql_parts["ts"]} < %s
+            WHERE metric_name = %s AND scope = %s AND {sql_parts["ts"]} >= {sql_parts["from"]}
+                  AND {sql_parts["ts"]} < %s
                   {sql_parts["match"]}
             GROUP BY 1, 2, 3""",
         args,
@@ -178,17 +241,32 @@ def aggregate(
     using = using or read_alias()
     kind = CATALOGUE[metric].kind
     result: dict[Key, Agg] = {}
+    match = list(match)
     match_sql, match_args = "", []
     for condition in match:
         sql, args = condition.sql()
         match_sql += " " + sql
         match_args += args
     group_labels = (group_label,) if isinstance(group_label, str) else tuple(group_label or ())
+    minutes_plan = _minutes_plan(metric, group_labels, match)
     bin_args = [step_seconds, BIN_ORIGIN] if step_seconds else []
-    group_args = [GROUP_SEPARATOR, *group_labels] if group_labels else []
     with connections[using].cursor() as cursor:
-        for source, part_start, part_end in _split(start, end, use_rollup, using):
-            table, ts_col, total_sql, n_sql, vsum_sql, newest_col = _SOURCES[source]
+        for source, part_start, part_end in _sources(start, end, use_rollup, using, minutes_plan is not None):
+            table, ts_col, total_sql, n_sql, vsum_sql, newest_col, rows_sql = _SOURCES[source]
+            if source == "minutes":
+                group_sql, group_args, part_match_sql, part_match_args = minutes_plan
+            else:
+                group_sql = (
+                    f"concat_ws(%s, {', '.join(['labels ->> %s'] * len(group_labels))})"
+                    if group_labels
+                    else "NULL::text"
+                )
+                group_args = [GROUP_SEPARATOR, *group_labels] if group_labels else []
+                part_match_sql, part_match_args = match_sql, match_args
+            # A part of the rollup starting inside an hour (before the sample horizon) reads that hour whole and
+            # counts it in the part's first bin; every other rollup part starts on a whole hour.
+            bin_ts = f"greatest({ts_col}, %s::timestamptz)" if source == "rollup" else ts_col
+            part_from = "date_trunc('hour', %s::timestamptz, 'UTC')" if source == "rollup" else "%s"
             sql_parts = {
                 "table": table,
                 "ts": ts_col,
@@ -196,20 +274,20 @@ def aggregate(
                 "n": n_sql,
                 "vsum": vsum_sql,
                 "newest": newest_col,
-                "match": match_sql,
+                "rows": rows_sql,
+                "from": part_from,
+                "match": part_match_sql,
                 "bin": (
-                    f"extract(epoch FROM date_bin(make_interval(secs => %s::double precision), {ts_col}, %s))"
+                    f"extract(epoch FROM date_bin(make_interval(secs => %s::double precision), {bin_ts}, %s))"
                     "::bigint"
                     if step_seconds
                     else "NULL::bigint"
                 ),
-                "group": (
-                    f"concat_ws(%s, {', '.join(['labels ->> %s'] * len(group_labels))})"
-                    if group_labels
-                    else "NULL::text"
-                ),
+                "group": group_sql,
             }
-            args = [*bin_args, *group_args, metric, SCOPE_CLUSTER, part_start, part_end, *match_args]
+            args = [*bin_args, *group_args, metric, SCOPE_CLUSTER, part_start, part_end, *part_match_args]
+            if step_seconds and source == "rollup":
+                args.insert(1, part_start)
             rows = _part_rows(cursor, kind, sql_parts, args, BUCKET_WIDTH)
             widest = max((row[7] or 0 for row in rows), default=0)
             if widest > BUCKET_WIDTH:
@@ -227,6 +305,29 @@ def aggregate(
                 if last_epoch is not None and (agg.last_epoch is None or last_epoch > agg.last_epoch):
                     agg.last_epoch = last_epoch
     return result
+
+
+def _minutes_plan(
+    metric: str, group_labels: tuple[str, ...], match: list[LabelMatch]
+) -> tuple[str, list, str, list] | None:
+    """(group SQL, its args, match SQL, its args) on the minute table, or None when it cannot answer: a
+    grouping or a match other than on the metric's split."""
+    split = SPLITS.get(metric)
+    if group_labels:
+        if split is None or group_labels != (split.label,) or not split.serves_value():
+            return None
+        # concat_ws of one missing label is '' in the samples query; the split of such rows is '' too.
+        group_sql, group_args = "split", []
+    else:
+        group_sql, group_args = "NULL::text", []
+    match_sql, match_args = "", []
+    for condition in match:
+        translated = condition.split_sql(metric)
+        if translated is None:
+            return None
+        match_sql += " " + translated[0]
+        match_args += translated[1]
+    return group_sql, group_args, match_sql, match_args
 
 
 def total(
@@ -253,7 +354,7 @@ def latest_gauge(metric: str, since: datetime, using: str | None = None) -> tupl
     """The newest minute value of a gauge (summed over label sets) if one is at least as new as `since`."""
     with connections[using or read_alias()].cursor() as cursor:
         cursor.execute(
-            """SELECT ts, sum(value_sum) FROM telemetry_metric_samples
+            f"""SELECT ts, sum(value_sum) FROM {MINUTES_TABLE}
                WHERE metric_name = %s AND scope = %s AND ts >= %s AND value_sum IS NOT NULL
                GROUP BY ts ORDER BY ts DESC LIMIT 1""",
             [metric, SCOPE_CLUSTER, since],
@@ -265,13 +366,23 @@ def latest_gauge(metric: str, since: datetime, using: str | None = None) -> tupl
 def newest_sample_ts(metric: str, using: str | None = None) -> datetime | None:
     """When the newest sample of `metric` is from; None when there is none."""
     with connections[using or read_alias()].cursor() as cursor:
-        cursor.execute("SELECT max(ts) FROM telemetry_metric_samples WHERE metric_name = %s", [metric])
+        cursor.execute(f"SELECT max(ts) FROM {MINUTES_TABLE} WHERE metric_name = %s", [metric])
+        return cursor.fetchone()[0]
+
+
+def known_label_values(metric: str, label: str, using: str | None = None) -> int:
+    """How many values of `label` the label sets of `metric` seen in the retention window carry (the series
+    ingestion records; 0 when none are recorded, e.g. for data written straight into the tables)."""
+    with connections[using or read_alias()].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT labels ->> %s) FROM telemetry_series WHERE metric_name = %s", [label, metric]
+        )
         return cursor.fetchone()[0]
 
 
 def any_sample_stored(using: str | None = None) -> bool:
     with connections[using or read_alias()].cursor() as cursor:
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM telemetry_metric_samples)")
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {MINUTES_TABLE})")
         return bool(cursor.fetchone()[0])
 
 

@@ -63,20 +63,42 @@ def _values(
     return {"value": mean * scale if mean is not None else None}
 
 
-def trend(metric: str, start: datetime, end: datetime, group_by: str | None = None) -> dict[str, Any]:
-    spec = CATALOGUE[metric]
-    step, use_rollup = choose_step(end - start)
-    aggs = metrics.aggregate(
-        metric, start, end, group_label=group_by, step_seconds=step, use_rollup=use_rollup
-    )
-    timestamps = metrics.bins(start, end, step)
+def _weights(aggs: dict[metrics.Key, metrics.Agg]) -> dict[str | None, float]:
+    """How much of the metric each group holds: the series shown are the heaviest ones."""
     groups: dict[str | None, float] = {}
     for (_, group), agg in aggs.items():
         groups[group] = groups.get(group, 0.0) + (sum(agg.counts) if agg.counts else agg.total or agg.gauge_n)
-    if group_by is None:
-        chosen: list[str | None] = [None]
-    else:
-        chosen = sorted((g for g in groups if g is not None), key=lambda g: -groups[g])[:MAX_SERIES]
+    return groups
+
+
+def _heaviest(groups: dict[str | None, float]) -> list[str]:
+    return sorted((g for g in groups if g is not None), key=lambda g: -groups[g])[:MAX_SERIES]
+
+
+def _shown_groups_match(metric: str, start: datetime, end: datetime, group_by: str) -> list[metrics.LabelMatch]:
+    """Restricts a per-label chart over the samples to the groups it will show, ranked on the hourly rollup
+    (plus the samples of the edge hours) without binning: the binned read then merges only their samples."""
+    known = metrics.known_label_values(metric, group_by)
+    if 0 < known < MAX_SERIES:  # every group is shown (one more may lack the label): nothing to restrict
+        return []
+    groups = _weights(metrics.aggregate(metric, start, end, group_label=group_by, use_rollup=True))
+    heaviest = _heaviest(groups)
+    # Rows lacking the label form the group '' (see metrics.aggregate); a value match cannot select them.
+    if len(groups) <= MAX_SERIES or "" in heaviest:
+        return []
+    return [metrics.LabelMatch(group_by, values=tuple(heaviest))]
+
+
+def trend(metric: str, start: datetime, end: datetime, group_by: str | None = None) -> dict[str, Any]:
+    spec = CATALOGUE[metric]
+    step, use_rollup = choose_step(end - start)
+    match = _shown_groups_match(metric, start, end, group_by) if group_by and not use_rollup else []
+    aggs = metrics.aggregate(
+        metric, start, end, group_label=group_by, step_seconds=step, use_rollup=use_rollup, match=match
+    )
+    timestamps = metrics.bins(start, end, step)
+    groups = _weights(aggs)
+    chosen: list[str | None] = [None] if group_by is None else _heaviest(groups)
     scale = 1000.0 if metric.endswith("_seconds") else 1.0
     series = []
     for group in chosen:

@@ -1,0 +1,291 @@
+"""The per-metric minute table `telemetry_metric_minutes`: every label set of a metric merged per sample minute.
+
+One row per (metric, minute, scope, split, bucket bounds) carries what the read side sums when it needs no
+per-label grouping: the sample count, the counts and sums, the counter total (coalesce(value_sum,
+value_count) summed per sample, as the samples reader does), and the merged histogram buckets. `split` keeps
+apart the one label value a panel filters on (`SPLITS`: the status class of requests, the outcome of voice
+joins and ended sessions); '' for every other metric. Bucket bounds stay part of the key, so buckets of
+different layouts are never added together ('{}' for samples without buckets).
+
+Rows are rebuilt, not accumulated: `telemetry_recompute_metric_minutes` recomputes the touched minutes from
+the samples (DELETE, then INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE), so a re-run or a flush
+that died half-way leaves the table exact. The metric flush calls it once per flush, in the transaction that
+writes the samples (`record`); statement triggers on the samples run it for any other writer (late-sample
+upserts outside a flush, factories, SQL seeding) unless the transaction deferred them to an explicit call
+(`triggers_deferred`). Deleting samples does not touch the minutes: retention drops per-label samples sooner
+than the minutes (`TELEMETRY_SAMPLE_RETENTION_DAYS`), and drops the minutes' own daily partitions at 30 days.
+So the one exception to rebuilding: a flush writing a late sample of a minute whose per-label samples are
+already gone (`samples_kept_from`) adds it to that minute instead, as a rebuild would lose the dropped ones.
+
+The SQL functions are created by migration 0004 from `SPLITS`: a change to `SPLITS` needs a migration that
+recreates them and recomputes the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from telemetry.contract import RETENTION_DAYS, Label, Metric
+
+MINUTES_TABLE = "telemetry_metric_minutes"
+DEFER_SETTING = "telemetry.minutes_deferred"
+SAMPLES_LOCK = "telemetry.metric_samples"  # the lock every sample writer holds while it writes
+MINUTE_COLUMNS = ("ts", "metric_name", "scope", "split", "bucket_bounds", "sample_rows", "value_count",
+                  "value_sum", "total", "bucket_counts")
+
+
+@dataclass(frozen=True)
+class Split:
+    """The label a metric's minute rows are split on; `prefix_length` keeps only that many leading characters
+    (the status class "5" of "503"), None the whole value."""
+
+    label: Label
+    prefix_length: int | None = None
+
+    def value(self, labels: Mapping[str, str]) -> str:
+        value = labels.get(self.label)
+        if value is None:
+            return ""
+        return value if self.prefix_length is None else value[: self.prefix_length]
+
+    def serves_prefix(self, prefix: str) -> bool:
+        return self.prefix_length is not None and len(prefix) == self.prefix_length
+
+    def serves_value(self) -> bool:
+        return self.prefix_length is None
+
+
+SPLITS: Mapping[str, Split] = {
+    Metric.HTTP_REQUESTS_TOTAL: Split(Label.HTTP_STATUS_CODE, 1),
+    Metric.VOICE_JOINS_TOTAL: Split(Label.OUTCOME),
+    Metric.VOICE_SESSIONS_ENDED_TOTAL: Split(Label.OUTCOME),
+}
+
+
+def split_value(metric: str, labels: Mapping[str, str]) -> str:
+    """The `split` of a sample of `metric` with `labels` ('' when the metric has no split or lacks the label)."""
+    split = SPLITS.get(metric)
+    return split.value(labels) if split else ""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _split_case_sql() -> str:
+    branches = []
+    for metric, split in SPLITS.items():
+        value = f"labels ->> {_quote(split.label)}"
+        if split.prefix_length is not None:
+            value = f"left({value}, {split.prefix_length})"
+        branches.append(f"WHEN {_quote(metric)} THEN coalesce({value}, '')")
+    return "CASE metric_name " + " ".join(branches) + " ELSE '' END"
+
+
+def _aggregates_sql(source: str) -> str:
+    return f"""SELECT {source}.ts, {source}.metric_name, {source}.scope,
+               telemetry_metric_minute_split({source}.metric_name, {source}.labels),
+               coalesce({source}.bucket_bounds, ARRAY[]::double precision[]),
+               count(*), sum({source}.value_count), sum({source}.value_sum),
+               sum(coalesce({source}.value_sum, {source}.value_count)),
+               telemetry_bucket_sum({source}.bucket_counts)"""
+
+
+_UPDATE_SQL = ", ".join(f"{column} = EXCLUDED.{column}" for column in MINUTE_COLUMNS[5:])
+
+
+def schema_sql() -> str:
+    """The table, its default partition, the functions and the triggers (migration 0004)."""
+    return f"""
+CREATE TABLE {MINUTES_TABLE} (
+    ts            timestamptz        NOT NULL,
+    metric_name   text               NOT NULL,
+    scope         text               NOT NULL,
+    split         text               NOT NULL,
+    bucket_bounds double precision[] NOT NULL,
+    sample_rows   integer            NOT NULL,
+    value_count   bigint             NULL,
+    value_sum     double precision   NULL,
+    total         double precision   NULL,
+    bucket_counts bigint[]           NULL
+) PARTITION BY RANGE (ts);
+CREATE UNIQUE INDEX {MINUTES_TABLE}_key ON {MINUTES_TABLE} (metric_name, ts, scope, split, bucket_bounds);
+CREATE TABLE {MINUTES_TABLE}_default PARTITION OF {MINUTES_TABLE} DEFAULT;
+
+CREATE FUNCTION telemetry_metric_minute_split(metric_name text, labels jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT {_split_case_sql()} $$;
+
+CREATE FUNCTION telemetry_recompute_metric_minutes(metric_names text[], scopes text[], minutes timestamptz[])
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    low timestamptz;
+    high timestamptz;
+    written bigint;
+BEGIN
+    SELECT min(m), max(m) INTO low, high FROM unnest(minutes) AS m;
+    IF low IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- Writers of samples hold this lock until they commit, so the samples read below are all committed
+    -- ones and no other transaction rebuilds the same minutes concurrently.
+    PERFORM pg_advisory_xact_lock(hashtext({_quote(SAMPLES_LOCK)}));
+    DELETE FROM {MINUTES_TABLE} AS t
+    USING unnest(metric_names, scopes, minutes) AS k(metric_name, scope, ts)
+    WHERE t.ts >= low AND t.ts <= high
+      AND t.metric_name = k.metric_name AND t.scope = k.scope AND t.ts = k.ts;
+    INSERT INTO {MINUTES_TABLE} ({", ".join(MINUTE_COLUMNS)})
+    {_aggregates_sql("s")}
+    FROM telemetry_metric_samples AS s
+    JOIN (SELECT DISTINCT * FROM unnest(metric_names, scopes, minutes) AS u(metric_name, scope, ts)) AS k
+      ON s.metric_name = k.metric_name AND s.scope = k.scope AND s.ts = k.ts
+    WHERE s.ts >= low AND s.ts <= high
+    GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (metric_name, ts, scope, split, bucket_bounds) DO UPDATE SET {_UPDATE_SQL};
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION telemetry_metric_minutes_after_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting({_quote(DEFER_SETTING)}, true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM telemetry_recompute_metric_minutes(array_agg(metric_name), array_agg(scope), array_agg(ts))
+    FROM (SELECT DISTINCT metric_name, scope, ts FROM changed_rows) AS touched;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER telemetry_metric_samples_minutes_inserted AFTER INSERT ON telemetry_metric_samples
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION telemetry_metric_minutes_after_write();
+CREATE TRIGGER telemetry_metric_samples_minutes_updated AFTER UPDATE ON telemetry_metric_samples
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION telemetry_metric_minutes_after_write();
+CREATE FUNCTION telemetry_clear_metric_minutes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {MINUTES_TABLE};
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER telemetry_metric_samples_minutes_truncated AFTER TRUNCATE ON telemetry_metric_samples
+    FOR EACH STATEMENT EXECUTE FUNCTION telemetry_clear_metric_minutes();
+"""
+
+
+DROP_SCHEMA_SQL = f"""
+DROP TRIGGER telemetry_metric_samples_minutes_inserted ON telemetry_metric_samples;
+DROP TRIGGER telemetry_metric_samples_minutes_updated ON telemetry_metric_samples;
+DROP TRIGGER telemetry_metric_samples_minutes_truncated ON telemetry_metric_samples;
+DROP FUNCTION telemetry_metric_minutes_after_write();
+DROP FUNCTION telemetry_clear_metric_minutes();
+DROP FUNCTION telemetry_recompute_metric_minutes(text[], text[], timestamptz[]);
+DROP TABLE {MINUTES_TABLE};
+DROP FUNCTION telemetry_metric_minute_split(text, jsonb);
+"""
+
+
+@contextmanager
+def triggers_deferred(cursor) -> Iterator[None]:
+    """Inside the block, sample writes of this transaction leave the minutes to an explicit `recompute`.
+
+    The setting is transaction-local: an error inside the block rolls it back with the (sub)transaction."""
+    cursor.execute("SELECT set_config(%s, 'on', true)", [DEFER_SETTING])
+    yield
+    cursor.execute("SELECT set_config(%s, 'off', true)", [DEFER_SETTING])
+
+
+def recompute(cursor, keys: Iterable[tuple[str, str, datetime]]) -> int:
+    """Rebuild the minute rows of the given (metric, scope, minute) keys from the samples; returns rows written."""
+    unique = sorted(set(keys), key=lambda key: (key[2], key[0], key[1]))
+    if not unique:
+        return 0
+    cursor.execute(
+        "SELECT telemetry_recompute_metric_minutes(%s::text[], %s::text[], %s::timestamptz[])",
+        [[key[0] for key in unique], [key[1] for key in unique], [key[2] for key in unique]],
+    )
+    return cursor.fetchone()[0]
+
+
+def samples_kept_from(now: datetime) -> datetime | None:
+    """The first hour whose per-label samples retention keeps; None when they are kept as long as the minutes."""
+    days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
+    if days >= RETENTION_DAYS:
+        return None
+    return (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+
+
+def record(cursor, samples: Sequence[Mapping[str, Any]], now: datetime) -> int:
+    """Bring the minutes of freshly written samples up to date (inside the flush's transaction).
+
+    Minutes still holding their per-label samples are rebuilt from them; a late sample of an older minute is
+    added to what the minute holds, as rebuilding it from the samples left would lose the dropped ones."""
+    kept_from = samples_kept_from(now)
+    recent = [sample for sample in samples if kept_from is None or sample["ts"] >= kept_from]
+    older = [sample for sample in samples if kept_from is not None and sample["ts"] < kept_from]
+    written = recompute(cursor, ((sample["metric_name"], sample["scope"], sample["ts"]) for sample in recent))
+    return written + (_add(cursor, older) if older else 0)
+
+
+def _add(cursor, samples: Sequence[Mapping[str, Any]]) -> int:
+    rows: dict[tuple, list] = {}
+    for sample in samples:
+        bounds = tuple(float(bound) for bound in sample.get("bucket_bounds") or ())
+        key = (sample["ts"], sample["metric_name"], sample["scope"], split_value(sample["metric_name"],
+                                                                               sample["labels"]), bounds)
+        row = rows.setdefault(key, [0, None, None, None, None])
+        count, total, counts = sample.get("value_count"), sample.get("value_sum"), sample.get("bucket_counts")
+        row[0] += 1
+        row[1] = _plus(row[1], count)
+        row[2] = _plus(row[2], total)
+        row[3] = _plus(row[3], total if total is not None else count)
+        if counts is not None:
+            row[4] = [int(c) for c in counts] if row[4] is None else [a + int(b) for a, b in zip(row[4], counts,
+                                                                                               strict=True)]
+    cursor.executemany(
+        f"""INSERT INTO {MINUTES_TABLE} AS t ({", ".join(MINUTE_COLUMNS)})
+            VALUES (%s, %s, %s, %s, %s::double precision[], %s, %s, %s, %s, %s::bigint[])
+            ON CONFLICT (metric_name, ts, scope, split, bucket_bounds) DO UPDATE SET
+                sample_rows = t.sample_rows + EXCLUDED.sample_rows,
+                value_count = {_plus_sql("value_count")},
+                value_sum = {_plus_sql("value_sum")},
+                total = {_plus_sql("total")},
+                bucket_counts = CASE WHEN t.bucket_counts IS NULL THEN EXCLUDED.bucket_counts
+                                     WHEN EXCLUDED.bucket_counts IS NULL THEN t.bucket_counts
+                                     ELSE telemetry_bucket_add(t.bucket_counts, EXCLUDED.bucket_counts) END""",
+        [[*key[:4], list(key[4]), *row] for key, row in rows.items()],
+    )
+    return len(rows)
+
+
+def _plus(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _plus_sql(column: str) -> str:
+    return (f"CASE WHEN t.{column} IS NULL THEN EXCLUDED.{column} WHEN EXCLUDED.{column} IS NULL THEN t.{column}"
+            f" ELSE t.{column} + EXCLUDED.{column} END")
+
+
+def backfill(using: str = "default", work_mem: str = "256MB") -> int:
+    """Rebuild the whole table from the samples (migration 0004, or after a bulk load with triggers off)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SAMPLES_LOCK])
+        cursor.execute(f"DELETE FROM {MINUTES_TABLE}")
+        cursor.execute(
+            f"""INSERT INTO {MINUTES_TABLE} ({", ".join(MINUTE_COLUMNS)})
+                {_aggregates_sql("s")}
+                FROM telemetry_metric_samples AS s
+                GROUP BY 1, 2, 3, 4, 5"""
+        )
+        return cursor.rowcount
