@@ -244,6 +244,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="3 s per signal")
     parser.add_argument("--seconds", type=float, default=20.0, help="sustained sending time per signal")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--signals", default="traces,logs,metrics",
+                        help="comma-separated signals to measure (default: all three)")
     options = parser.parse_args(argv)
     seconds = 3.0 if options.quick else options.seconds
     base = settings.DATABASES["default"]
@@ -280,13 +282,15 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.2)
         rng = random.Random(1)
         now_ns = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1e9)
-        batches = {
-            Signal.TRACES: [trace_batch(rng, now_ns).SerializeToString() for _ in range(4)],
-            Signal.LOGS: [log_batch(rng, now_ns).SerializeToString() for _ in range(4)],
-            Signal.METRICS: [
+        builders = {
+            Signal.TRACES: lambda: [trace_batch(rng, now_ns).SerializeToString() for _ in range(4)],
+            Signal.LOGS: lambda: [log_batch(rng, now_ns).SerializeToString() for _ in range(4)],
+            Signal.METRICS: lambda: [
                 metric_batch(sequence, now_ns).SerializeToString() for sequence in range(1, 200)
             ],
         }
+        chosen = {Signal(name.strip()) for name in options.signals.split(",")}
+        batches = {signal: build() for signal, build in builders.items() if signal in chosen}
         print(f"one daphne process, protobuf, {BATCH:,}-item batches, {seconds:g} s per signal")
         print(f"{'signal':8} {'HTTP items/s':>13} {'(a) loop/s':>12} {'(b) COPY/s':>12} {'requests':>9}")
         for signal, bodies in batches.items():

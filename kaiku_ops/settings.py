@@ -270,6 +270,8 @@ KAIKU_API_HEALTH_URL = env.str("KAIKU_API_HEALTH_URL", default="")
 COMMAND_CENTER_COLLECTING_SECONDS = env.float("COMMAND_CENTER_COLLECTING_SECONDS", default=60.0)
 COMMAND_CENTER_PROBE_TIMEOUT_SECONDS = env.float("COMMAND_CENTER_PROBE_TIMEOUT_SECONDS", default=2.0)
 COMMAND_CENTER_OTEL_COLLECTOR_ENDPOINT = env.str("COMMAND_CENTER_OTEL_COLLECTOR_ENDPOINT", default="")
+# The service whose version/environment/uptime the overview shows; unset: the one with the most live instances
+COMMAND_CENTER_MAIN_SERVICE = env.str("COMMAND_CENTER_MAIN_SERVICE", default="")
 # External tools for deep forensics; URL templates may use {trace_id}, {from}, {to}. Unset: links hidden.
 COMMAND_CENTER_GRAFANA_URL = env.str("COMMAND_CENTER_GRAFANA_URL", default="")
 COMMAND_CENTER_GRAFANA_DASHBOARD_URL = env.str("COMMAND_CENTER_GRAFANA_DASHBOARD_URL", default="")

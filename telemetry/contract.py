@@ -433,12 +433,23 @@ def _may_contain_any(text: str, lower_case_words: tuple[str, ...]) -> bool:
 
 def _has_long_token(text: str) -> bool:
     # Hex and base64 runs hold no whitespace, so a 32-character run lies inside one 32+ character token.
-    return len(text) >= 32 and any(len(token) >= 32 for token in text.split())
+    # The hex and the base64 rule ask in turn about the same text (unless the first changed it): remember
+    # the last answer. The tuple keeps its text alive, so identity cannot be confused with a new string.
+    global _last_long_token_answer
+    checked, answer = _last_long_token_answer
+    if text is not checked:
+        answer = len(text) >= 32 and any(len(token) >= 32 for token in text.split())
+        _last_long_token_answer = (text, answer)
+    return answer
+
+
+_last_long_token_answer: tuple[str, bool] = ("", False)
 
 
 _SCRUB_RULES = (  # section 8, in its order
     _ScrubRule(
-        _AUTH_HEADER, _auth_header, lambda text: len(text) >= 15 and _may_contain_any(text, ("bearer", "basic"))
+        # The shortest match: "basic", one blank, an 8-character credential.
+        _AUTH_HEADER, _auth_header, lambda text: len(text) >= 14 and _may_contain_any(text, ("bearer", "basic"))
     ),
     _ScrubRule(_JWT, "[jwt]", lambda text: "eyJ" in text),
     _ScrubRule(
@@ -457,11 +468,14 @@ _SCRUB_RULES = (  # section 8, in its order
 )
 
 
+_SCRUB_STEPS = tuple((rule.may_match, rule.pattern.sub, rule.replacement) for rule in _SCRUB_RULES)
+
+
 def scrub(text: str) -> str:
     """Remove credentials and personal data from free text (section 8, rules applied in order)."""
-    for rule in _SCRUB_RULES:
-        if rule.may_match(text):
-            text = rule.pattern.sub(rule.replacement, text)
+    for may_match, substitute, replacement in _SCRUB_STEPS:
+        if may_match(text):
+            text = substitute(replacement, text)
     return text
 
 

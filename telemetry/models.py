@@ -229,3 +229,31 @@ class MetricMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric_name} [{self.split}] @ {self.ts:%Y-%m-%d %H:%M}"
+
+
+class ServiceInstance(models.Model):
+    """A platform service instance as its OTLP resource reports it (telemetry/service_instances.py).
+
+    `instance_id` is "" when the resource names no `service.instance.id`; `version`/`environment` are NULL
+    when not reported. `first_seen` starts the instance's current run of reports, `version_first_seen` is
+    when it was first seen with its current version.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    service = models.TextField()
+    instance_id = models.TextField()
+    version = models.TextField(null=True)
+    environment = models.TextField(null=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    version_first_seen = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "telemetry_service_instances"
+        constraints = [
+            models.UniqueConstraint(fields=["service", "instance_id"], name="telemetry_service_instance_unique"),
+        ]
+        indexes = [models.Index(fields=["last_seen"], name="telemetry_service_inst_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.instance_id or '(no instance id)'} {self.version or ''}".rstrip()

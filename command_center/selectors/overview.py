@@ -18,6 +18,7 @@ from command_center.selectors import alerts, metrics
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import freshness, sample_freshness
+from command_center.selectors.server import server_metadata
 from telemetry.contract import Metric
 
 CACHE_KEY = "summary:v1"
@@ -136,8 +137,9 @@ def _vital_signs(now: datetime, signal_values: dict[str, float | None]) -> dict[
 
 
 def _server_metadata(now: datetime) -> dict[str, Any]:
-    """Only what the platform reports (active users, guilds); absent keys mean "not reported"."""
-    server: dict[str, Any] = {}
+    """Only what the platform reports (its resources' version/environment, active users, guilds); absent keys
+    mean "not reported"."""
+    server: dict[str, Any] = server_metadata(now)
     for key, metric in (("active_users", Metric.USERS_ACTIVE), ("guilds", Metric.GUILDS_TOTAL)):
         latest = metrics.latest_gauge(metric, now - timedelta(minutes=15))
         if latest is not None:

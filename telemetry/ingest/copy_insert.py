@@ -2,14 +2,27 @@
 
 COPY cannot say ON CONFLICT DO NOTHING, so rows are copied into a session-private staging table
 first and moved with INSERT ... SELECT ... ON CONFLICT DO NOTHING, which also reports what was new.
+Callers that expect no conflicts can COPY pre-formatted text (`copy_text`, `COPY_NULL`) straight into the
+table instead and come here only when that fails on a duplicate (see telemetry/ingest/logs.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections
+from psycopg import Copy
+
+COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_COPY_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
+def copy_text(value: str) -> str:
+    """`value` as one field of COPY's text format (tab-separated, newline-terminated rows)."""
+    return value.translate(_COPY_ESCAPES) if _NEEDS_COPY_ESCAPE.search(value) else value
 
 
 def copy_insert(
@@ -24,6 +37,24 @@ def copy_insert(
     Must run inside a transaction. Returns the `returning` columns of the rows actually inserted
     (an empty list when `returning` is empty).
     """
+
+    def write(copy: Copy) -> None:
+        for row in rows:
+            copy.write_row(row)
+
+    return _insert_via_staging(table, columns, write, returning, using)
+
+
+def copy_insert_text(
+    table: str, columns: Sequence[str], text: str, returning: Sequence[str] = (), using: str = "default"
+) -> list[tuple]:
+    """`copy_insert` for rows already in COPY's text format (fields through `copy_text`)."""
+    return _insert_via_staging(table, columns, lambda copy: copy.write(text), returning, using)
+
+
+def _insert_via_staging(
+    table: str, columns: Sequence[str], write: Callable[[Copy], None], returning: Sequence[str], using: str
+) -> list[tuple]:
     staging = f"{table}_staging"
     column_list = ", ".join(columns)
     with connections[using].cursor() as cursor:
@@ -31,8 +62,7 @@ def copy_insert(
         # idempotently each time because a rolled-back transaction takes a just-created table with it.
         cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS)")
         with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            write(copy)
         insert = (f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging}"
                   " ON CONFLICT DO NOTHING")
         if returning:
@@ -43,4 +73,3 @@ def copy_insert(
             inserted = []
         cursor.execute(f"TRUNCATE {staging}")
     return inserted
-

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from google.protobuf.message import Message
 
+from telemetry import service_instances
 from telemetry.ingest import logs, metrics, traces
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.otlp import Signal
+
+logger = logging.getLogger(__name__)
+_RESOURCE_LISTS = {Signal.METRICS: "resource_metrics", Signal.LOGS: "resource_logs", Signal.TRACES: "resource_spans"}
 
 
 def ingest(
@@ -20,18 +25,29 @@ def ingest(
 
     Storage errors (django.db OperationalError/InterfaceError) propagate with nothing stored.
     """
-    window = TimeWindow.around(now or timezone.now())
+    now = now or timezone.now()
+    window = TimeWindow.around(now)
     outcome = IngestOutcome(signal)
     if signal is Signal.METRICS:
         points = metrics.metric_points(request, outcome, window, metrics.enabled_flags())
         with transaction.atomic(using=using):
             metrics.store_metric_points(points, outcome, window, using)
     elif signal is Signal.LOGS:
-        rows = logs.log_rows(request, outcome, window)
         with transaction.atomic(using=using):
-            logs.store_log_rows(rows, outcome, using)
+            logs.store_logs(request, outcome, window, using)
     else:
         trace_rows = traces.trace_rows(request, outcome, window, traces.TraceSelection.from_settings())
         with transaction.atomic(using=using):
             traces.store_trace_rows(trace_rows, outcome, using)
+    _record_instances(signal, request, now, using)
     return outcome
+
+
+def _record_instances(signal: Signal, request: Message, now: datetime, using: str) -> None:
+    """Server metadata of the resources (after the data is stored: the data never waits for it)."""
+    resources = [entry.resource for entry in getattr(request, _RESOURCE_LISTS[signal])]
+    try:
+        with transaction.atomic(using=using):
+            service_instances.record_resources(resources, now, using)
+    except DatabaseError as error:  # the request's data is committed; only the metadata is late
+        logger.warning("service instance metadata not recorded: %s", error)

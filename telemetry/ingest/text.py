@@ -26,10 +26,11 @@ class MemoCache(Generic[K, V]):
         self._entries: dict[K, V] = {}
         self._lock = threading.Lock()
 
-    def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
+    def get_or_compute(self, key: K, compute: Callable[[K], V]) -> V:
+        """The remembered `compute(key)`."""
         value = self._entries.get(key, _MISSING)
         if value is _MISSING:
-            value = compute()
+            value = compute(key)
             with self._lock:
                 if len(self._entries) >= self._max_entries:
                     self._entries.clear()
@@ -45,7 +46,7 @@ def scrubbed(text: str) -> str:
     """`contract.scrub(text)`, remembered for short texts."""
     if len(text) > _SCRUB_MEMO_MAX_LENGTH:
         return scrub(text)
-    return _scrub_memo.get_or_compute(text, lambda: scrub(text))
+    return _scrub_memo.get_or_compute(text, scrub)
 
 
 def storable(text: str) -> str:

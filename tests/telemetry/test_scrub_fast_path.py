@@ -35,6 +35,7 @@ def test_each_pre_check_lets_its_own_trigger_through():
     samples = [
         "Authorization: Bearer abcDEF123456",
         "Authorization: baſic abcDEF123456",
+        "Basic dXNlcjpw",  # the shortest header match (14 characters): a pre-check once required 15
         "api_key=abc123 and \u212aey=zzz",
         "ſecret=hunter22",
         "id 0123456789abcdef0123456789abcdef",
