@@ -9,6 +9,7 @@ no other field can reach a socket.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import re
@@ -142,12 +143,15 @@ def publish_error_events(rows: Iterable[Mapping[str, Any]]) -> None:
     No socket may show more than ERROR_EVENTS_PER_SECOND a second, so a storm batch carries only that many
     events and the count (and earliest time) of the rest, which sockets report as an error_burst.
     """
-    events = sorted((error_event(row) for row in rows), key=lambda event: event["ts"])
-    if not events:
+    rows = list(rows)
+    if not rows:
         return
-    shown, coalesced = events[:ERROR_EVENTS_PER_SECOND], events[ERROR_EVENTS_PER_SECOND:]
-    _group_send(ERROR_EVENT, {"type": "push.errors", "events": shown, "coalesced": len(coalesced),
-                              "coalesced_since": coalesced[0]["ts"] if coalesced else None})
+    # Only the earliest ERROR_EVENTS_PER_SECOND are shown: building (and re-scrubbing) the others is wasted.
+    earliest = heapq.nsmallest(ERROR_EVENTS_PER_SECOND + 1, rows, key=lambda row: iso_utc(row.get("ts")))
+    shown = [error_event(row) for row in earliest[:ERROR_EVENTS_PER_SECOND]]
+    coalesced = len(rows) - len(shown)
+    _group_send(ERROR_EVENT, {"type": "push.errors", "events": shown, "coalesced": coalesced,
+                              "coalesced_since": iso_utc(earliest[-1].get("ts")) if coalesced else None})
 
 
 def publish_live_panels(sources: Mapping[str, Callable[[], Mapping[str, object]]] | None = None) -> list[str]:
