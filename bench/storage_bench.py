@@ -9,7 +9,12 @@ end unless --keep). Volumes per day at `heavy` (contract section 11) and the ass
 them are in VOLUMES below and in docs/benchmarks.md.
 
     python -m bench.storage_bench            # 31 days (30 kept + 1 expired)
+    python -m bench.storage_bench --days 3   # per-day figures and the tiers, in minutes
     python -m bench.storage_bench --quick    # 2 days at 2 % volume: a smoke run
+
+Retention tiers (`--sample-days`, `--sampled-trace-days`, default 3 each): after the measurements at full
+volume, the bench applies them as retention would once the oldest filled days are past them, reports the
+size of a compacted trace day and projects 30 days at `heavy` with those tiers.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ django.setup()
 import psycopg  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
+from django.test import override_settings  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from telemetry.contract import CATALOGUE, Kind, Label, Metric  # noqa: E402
@@ -47,7 +53,8 @@ class Volumes:
 
     log_events: int = 2 * SECONDS_PER_DAY
     # Kept spans of 200 req/s: 1 % sampled traces (entry span + 2 db spans: 6/s), 0.5 % errors (1/s),
-    # 0.5 % slow entry spans (1/s); slow db spans are mostly inside those: about 8 rows/s.
+    # 0.5 % slow entry spans (1/s); slow db spans are mostly inside those: about 8 rows/s, of which
+    # 6 are kept only because their trace was sampled (kept_reason 'p'), 1 error ('e') and 1 slow ('s').
     trace_rows: int = 8 * SECONDS_PER_DAY
     # 300 concurrent sessions of ~20 minutes.
     voice_sessions: int = 300 * 72
@@ -155,13 +162,16 @@ def fill_day(cursor, day: datetime, scale: float) -> None:
     traces = int(VOLUMES.trace_rows * scale)
     cursor.execute(
         """INSERT INTO telemetry_trace_index (ts, id, duration_ms, trace_id, span_name, domain, route, status_code,
-                                              service)
+                                              service, kept_reason)
            SELECT %s::timestamptz + i * (86400.0 / %s) * interval '1 second', gen_random_uuid(),
-                  CASE WHEN i %% 3 = 0 THEN 5 + (random() * 200)::int ELSE 20 + (random() * 2500)::int END,
+                  CASE WHEN i %% 8 = 1 THEN 1000 + (random() * 4000)::int
+                       WHEN i %% 3 = 0 THEN 5 + (random() * 90)::int ELSE 20 + (random() * 900)::int END,
                   md5((i / 3)::text || %s), CASE WHEN i %% 3 = 0 THEN 'db.query' ELSE 'http.server.request' END,
                   CASE WHEN i %% 3 = 0 THEN 'db' ELSE 'api' END,
                   (%s::text[])[1 + (i * 7) %% 40],
-                  CASE WHEN i %% 3 = 0 THEN 'OK' WHEN i %% 17 = 0 THEN '500' ELSE '200' END, 'vc-server'
+                  CASE WHEN i %% 8 = 0 AND i %% 3 = 0 THEN 'ERROR' WHEN i %% 8 = 0 THEN '500'
+                       WHEN i %% 3 = 0 THEN 'OK' ELSE '200' END, 'vc-server',
+                  CASE i %% 8 WHEN 0 THEN 'e' WHEN 1 THEN 's' ELSE 'p' END
            FROM generate_series(0, %s - 1) i""",
         [day, traces, day.isoformat(), ROUTES, traces],
     )
@@ -203,6 +213,22 @@ def _size(cursor, relation: str) -> int:
     return int(cursor.fetchone()[0])
 
 
+def relation_sizes(cursor, relation: str) -> dict[str, int]:
+    """Heap (with TOAST) and each index of one table, in bytes."""
+    cursor.execute(
+        """SELECT 'heap', pg_table_size(%s::regclass)
+           UNION ALL
+           SELECT regexp_replace(indexrelid::regclass::text, '^.*_p[0-9]{8}_?', ''), pg_relation_size(indexrelid)
+           FROM pg_index WHERE indrelid = %s::regclass""",
+        [relation, relation],
+    )
+    return {name: int(size) for name, size in cursor.fetchall()}
+
+
+def _per_row(sizes: dict[str, int], rows: int) -> str:
+    return ", ".join(f"{name} {size / max(rows, 1):.1f}" for name, size in sizes.items())
+
+
 def timed_query(cursor, sql: str, params: list, repeat: int = 5) -> float:
     timings = []
     for _ in range(repeat):
@@ -227,8 +253,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--days", type=int, default=31, help="days to fill, ending yesterday (default 31)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the heavy volume (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    parser.add_argument("--sample-days", type=int, default=3,
+                        help="minute samples tier to apply and project, days (default 3; 30 = no tier)")
+    parser.add_argument("--sampled-trace-days", type=int, default=3,
+                        help="sampled-only spans tier to apply and project, days (default 3; 30 = no tier)")
     args = parser.parse_args(argv)
     days, scale = (2, 0.02) if args.quick else (args.days, args.scale)
+    args.days_filled = days
     if not 1 <= days <= 31 or not 0 < scale <= 1:
         parser.error("--days must be 1-31 and --scale in (0, 1]")
 
@@ -277,6 +308,9 @@ def run(days: int, scale: float, args) -> int:
             counts[table] = cursor.fetchone()[0]
         full_day = fill_days[len(fill_days) // 2]
         per_day = day_sizes(cursor, full_day)
+        trace_day = f"telemetry_trace_index_p{full_day:%Y%m%d}"
+        cursor.execute(f"SELECT count(*) FROM {trace_day}")
+        trace_day_rows = cursor.fetchone()[0]
         totals = table_sizes(cursor, PARTITIONED_TABLES)
         print(f"\n  {'table':28} {'rows/day':>12} {'size/day':>12} {'x30 days':>12}")
         for table in PARTITIONED_TABLES:
@@ -287,6 +321,8 @@ def run(days: int, scale: float, args) -> int:
               f"{mib(30 * sum(per_day[t] for t in native))}/30 days "
               f"(with voice copies: {mib(30 * sum(per_day.values()))}); all {days} days stored: "
               f"{mib(sum(totals.values()))}")
+        print(f"  trace index bytes/row ({trace_day_rows:,} rows): "
+              f"{_per_row(relation_sizes(cursor, trace_day), trace_day_rows)}")
 
         day_ago = today - timedelta(days=1)
         queries = {
@@ -316,7 +352,8 @@ def run(days: int, scale: float, args) -> int:
         cursor.execute("ANALYZE telemetry_trend_rollups_hourly; ANALYZE telemetry_trend_rollups")
         cursor.execute("SELECT sum(pg_total_relation_size(relname::regclass)) FROM unnest(%s::text[]) relname",
                        [list(ROLLUP_VIEWS)])
-        print(f"  rollups (hourly table, daily view): {mib(int(cursor.fetchone()[0]))}")
+        args.rollup_bytes = int(cursor.fetchone()[0])
+        print(f"  rollups (hourly table, daily view): {mib(args.rollup_bytes)}")
         print("\n  command-center queries (median of 5):")
         for label, (sql, params) in queries.items():
             print(f"    {label:48} {timed_query(cursor, sql, params):8.1f} ms")
@@ -331,23 +368,82 @@ def run(days: int, scale: float, args) -> int:
                        [last_hour, today])
     durations = refresh_rollups(using=ALIAS)
     print("    hourly rollup refresh (one hour changed): " + _durations(durations))
+    # The cap alone first (the tiers' work is measured on its own below).
+    no_tiers = override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=30, TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=30)
     if days == 31:
-        report = enforce_retention(now=today, using=ALIAS)
+        with no_tiers:
+            report = enforce_retention(now=today, using=ALIAS)
         purge_ms = sum(t.duration_ms for t in report.tables)
         print(f"    purge of one expired day: {report.partitions_dropped} partitions, {report.rows_deleted:,} rows "
               f"in {purge_ms} ms (+ rollup refresh; whole run {report.duration_ms} ms)")
         print("      " + ", ".join(f"{t.table} {t.duration_ms} ms" for t in report.tables))
-        report = enforce_retention(now=today + timedelta(hours=1), using=ALIAS)
+        with no_tiers:
+            report = enforce_retention(now=today + timedelta(hours=1), using=ALIAS)
         purge_ms = sum(t.duration_ms for t in report.tables)
         print(f"    hourly purge inside the boundary day: {report.rows_deleted:,} rows in {purge_ms} ms "
               f"(+ rollup refresh; whole run {report.duration_ms} ms)")
+        measure_tiers(today + timedelta(hours=1), per_day, args)
     else:
-        report = enforce_retention(now=fill_days[0] + timedelta(days=31), using=ALIAS)
+        # The oldest filled day just past the trace tier, so that its trace partition gets compacted.
+        measure_tiers(fill_days[0] + timedelta(days=1 + args.sampled_trace_days), per_day, args)
+        with no_tiers:
+            report = enforce_retention(now=fill_days[0] + timedelta(days=31), using=ALIAS)
         purge_ms = sum(t.duration_ms for t in report.tables)
         print(f"    purge of the oldest filled day: {report.partitions_dropped} partitions, {report.rows_deleted:,} "
               f"rows in {purge_ms} ms (whole run with rollup refresh {report.duration_ms} ms)")
         print("      " + ", ".join(f"{t.table} {t.duration_ms} ms" for t in report.tables))
     return 0
+
+
+def measure_tiers(now: datetime, per_day: dict[str, int], args) -> None:
+    """Apply the retention tiers as the hourly job would at `now`; print what they removed, the size of a
+    compacted trace day and the 30-day projection at this volume."""
+    tiers = {"TELEMETRY_SAMPLE_RETENTION_DAYS": args.sample_days,
+             "TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS": args.sampled_trace_days}
+    with override_settings(**tiers):
+        # The empty partitions before the filled days first, so that the run measured compacts filled days only.
+        enforce_retention(now=now - timedelta(days=1), using=ALIAS)
+        report = enforce_retention(now=now, using=ALIAS)
+    print(f"\n  retention tiers (samples {args.sample_days} d, sampled-only spans {args.sampled_trace_days} d), "
+          f"as at {now:%Y-%m-%d %H:%M}:")
+    for tier in report.tiers:
+        changed = len(tier.partitions_dropped) + len(tier.partitions_compacted)
+        print(f"    {tier.table}, {tier.tier}: {tier.rows_deleted:,} rows, {len(tier.partitions_dropped)} "
+              f"partitions dropped, {len(tier.partitions_compacted)} compacted in {tier.duration_ms:,} ms"
+              + (f" ({tier.duration_ms / changed:,.0f} ms per partition)" if changed else ""))
+    traces = "telemetry_trace_index"
+    compacted = sorted(name for tier in report.tiers for name in tier.partitions_compacted)
+    with connections[ALIAS].cursor() as cursor:
+        # The empty days before the filled ones are compacted too: take the biggest compacted day.
+        sizes = {name: _size(cursor, name) for name in compacted}
+    compacted_day = max(sizes, key=sizes.get) if sizes else None
+    rollups = args.rollup_bytes * 30 / args.days_filled  # as first refreshed; hourly + daily rows grow with days
+    with connections[ALIAS].cursor() as cursor:
+        if compacted_day is None:
+            print("    (no trace day was compacted: nothing to project)")
+            return
+        cursor.execute(f"SELECT count(*) FROM {compacted_day}")
+        rows = cursor.fetchone()[0]
+        compacted_size = _size(cursor, compacted_day)
+        print(f"    compacted trace day: {rows:,} rows, {mib(compacted_size)} (full day {mib(per_day[traces])}); "
+              f"bytes/row: {_per_row(relation_sizes(cursor, compacted_day), rows)}")
+    sample_days = min(args.sample_days, 30)
+    trace_days = min(args.sampled_trace_days, 30)
+    projected = {
+        traces: trace_days * per_day[traces] + (30 - trace_days) * compacted_size,
+        "telemetry_metric_samples": sample_days * per_day["telemetry_metric_samples"],
+        "rollups (hourly table + daily view)": rollups,
+    }
+    projected.update({table: 30 * size for table, size in per_day.items()
+                      if table not in projected and not table.startswith("connection_")})
+    print("    projected 30 days at this volume with these tiers:")
+    for table, size in projected.items():
+        print(f"      {table:38} {mib(int(size)):>12}")
+    print(f"      {'native telemetry together':38} {mib(int(sum(projected.values()))):>12}")
+    native = [table for table in PARTITIONED_TABLES if not table.startswith("connection_")]
+    with connections[ALIAS].cursor() as cursor:
+        stored = sum(table_sizes(cursor, native).values()) + args.rollup_bytes
+    print(f"    stored now, native tables and rollups (all days filled, after the tiers): {mib(stored)}")
 
 
 if __name__ == "__main__":

@@ -255,7 +255,10 @@ TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0
 TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
 # Per-label-set minute samples are the bulk of metric storage; older ranges are answered from the per-metric
 # minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage").
-TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=30)
+TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=3)
+# Spans kept only because their trace was sampled (not errors, not slow) are most of the trace index; their day
+# partitions are rewritten without them once this old. Errors and slow spans stay the full 30 days.
+TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS", default=3)
 
 # --- Command Center --------------------------------------------------------------------------------
 # Thresholds (COMMAND_CENTER_*_WARN/_CRIT) are read by telemetry.contract.load_thresholds from the

@@ -7,3 +7,6 @@ class TelemetryConfig(AppConfig):
     name = "telemetry"
     verbose_name = "Telemetry storage"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from telemetry import checks  # noqa: F401 - registers the system checks

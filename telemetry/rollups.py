@@ -3,16 +3,25 @@
 Triggers on `telemetry_metric_samples` note each hour whose samples changed; a refresh recomputes
 just those hours of the hourly table, then refreshes the daily view from it. Readers never wait:
 the hourly rows of an hour are replaced inside one transaction.
+
+Minute samples may be kept for fewer days than the rollups (`TELEMETRY_SAMPLE_RETENTION_DAYS`, the
+sample tier). An hour past that horizon that already has rollup rows is not recomputed (its samples are
+gone, and doing so would replace its rollup rows by the late arrivals alone); retention settles its marks
+when it removes the samples (telemetry.retention). An hour past the horizon with no rollup rows yet (a
+backfill such as `seed_demo`, or a sender's first data for that hour) has nothing to lose and is computed
+from what its samples hold.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connections, transaction
+from django.utils import timezone
 
-from telemetry.contract import Label
+from telemetry.contract import RETENTION_DAYS, Label
 from telemetry.jobs import Job, job_run
 
 HOURLY_TABLE = "telemetry_trend_rollups_hourly"
@@ -21,6 +30,7 @@ ROLLUP_VIEWS = (HOURLY_TABLE, DAILY_VIEW)
 # Lets a full recompute (about 160 label sets x 720 hours at `heavy`) group in memory.
 REFRESH_WORK_MEM = "128MB"
 _LOCK_KEY = "telemetry.rollups"
+DIRTY_HOURS_TABLE = "telemetry_rollup_dirty_hours"
 
 # last_value: the value of the latest sample, through max() over [time, value] arrays (unlike an
 # ordered aggregate, this allows hash aggregation).
@@ -54,25 +64,37 @@ FROM (
 """
 
 
-def refresh_rollups(concurrently: bool = True, using: str = "default", full: bool = False) -> dict[str, int]:
+def refresh_rollups(
+    concurrently: bool = True, using: str = "default", full: bool = False, now: datetime | None = None
+) -> dict[str, int]:
     """Bring both rollups up to date and record the run; returns each one's refresh time in ms.
 
-    Only hours whose samples changed since the last refresh are recomputed, unless `full`.
+    Only hours whose samples changed since the last refresh are recomputed, unless `full`. Hours past
+    the sample tier's horizon (see `sample_tier_cutoff`) are never recomputed, not even by `full`.
     `concurrently` keeps the daily view readable while it refreshes (it needs its unique index).
     """
     durations: dict[str, int] = {}
+    horizon = sample_tier_cutoff(now)
     with (job_run(Job.REFRESH_ROLLUPS, using=using) as details, transaction.atomic(using=using),
           connections[using].cursor() as cursor):
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK_KEY])
+        lock_rollups(cursor)
         cursor.execute("SELECT set_config('work_mem', %s, true)", [REFRESH_WORK_MEM])
         started = time.perf_counter()
-        cursor.execute("DELETE FROM telemetry_rollup_dirty_hours RETURNING hour")
+        if horizon is None:
+            cursor.execute(f"DELETE FROM {DIRTY_HOURS_TABLE} RETURNING hour")
+        else:
+            cursor.execute(f"DELETE FROM {DIRTY_HOURS_TABLE} WHERE hour >= %s RETURNING hour", [horizon])
         hours = sorted(row[0] for row in cursor.fetchall())
-        if full:
+        if full and horizon is None:
             cursor.execute(f"DELETE FROM {HOURLY_TABLE}")
             cursor.execute(_HOURLY_ROWS_SQL.format(where="true"))
+        elif full:
+            cursor.execute(f"DELETE FROM {HOURLY_TABLE} WHERE hour >= %s", [horizon])
+            cursor.execute(_HOURLY_ROWS_SQL.format(where="ts >= %s"), [horizon])
         elif hours:
-            _recompute_hours(cursor, hours)
+            recompute_hours(cursor, hours)
+        if horizon is not None:
+            recompute_hours_without_rollup(cursor, before=horizon)
         durations[HOURLY_TABLE] = _elapsed_ms(started)
         started = time.perf_counter()
         cursor.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if concurrently else ''}{DAILY_VIEW}")
@@ -82,15 +104,32 @@ def refresh_rollups(concurrently: bool = True, using: str = "default", full: boo
     return durations
 
 
-def drop_hours_before(cutoff: datetime, using: str = "default") -> int:
-    """Delete hourly rollup rows of hours wholly before `cutoff` (retention dropped their samples)."""
+def sample_tier_cutoff(now: datetime | None = None) -> datetime | None:
+    """The start of the oldest hour whose minute samples are kept, when they are kept for fewer days
+    than the rollups; None when samples live as long as everything else (no sample tier)."""
+    days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
+    if days >= RETENTION_DAYS:
+        return None
+    horizon = (now or timezone.now()).astimezone(UTC) - timedelta(days=days)
+    return horizon.replace(minute=0, second=0, microsecond=0)
+
+
+def lock_rollups(cursor) -> None:
+    """Serialise changes of the hourly rollup and its dirty-hour marks until the transaction ends."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK_KEY])
+
+
+def drop_hours_before(cutoff: datetime, using: str = "default", partial_hour: bool = False) -> int:
+    """Delete hourly rollup rows of hours wholly before `cutoff` (retention dropped their samples);
+    with `partial_hour` also the hour `cutoff` falls in, for when that hour cannot be recomputed."""
+    bound = "%s::timestamptz" if partial_hour else "date_trunc('hour', %s::timestamptz, 'UTC')"
     with connections[using].cursor() as cursor:
-        cursor.execute(f"DELETE FROM {HOURLY_TABLE} WHERE hour < date_trunc('hour', %s::timestamptz, 'UTC')",
-                       [cutoff])
+        cursor.execute(f"DELETE FROM {HOURLY_TABLE} WHERE hour < {bound}", [cutoff])
         return cursor.rowcount
 
 
-def _recompute_hours(cursor, hours: list[datetime]) -> None:
+def recompute_hours(cursor, hours: list[datetime]) -> None:
+    """Replace the hourly rows of `hours` by rows computed from their samples (hold `lock_rollups`)."""
     cursor.execute(f"DELETE FROM {HOURLY_TABLE} WHERE hour = ANY(%s)", [hours])
     # The ts range lets PostgreSQL prune partitions; the hour list keeps untouched hours out.
     cursor.execute(
@@ -98,6 +137,20 @@ def _recompute_hours(cursor, hours: list[datetime]) -> None:
                                       " AND date_trunc('hour', ts, 'UTC') = ANY(%s)"),
         [hours[0], hours[-1], hours],
     )
+
+
+def recompute_hours_without_rollup(cursor, before: datetime) -> list[datetime]:
+    """Compute the marked hours before `before` that have no rollup rows yet (hold `lock_rollups`), clear
+    their marks and return them: nothing of theirs was ever rolled up, so their samples are all there is."""
+    cursor.execute(
+        f"DELETE FROM {DIRTY_HOURS_TABLE} AS dirty WHERE hour < %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {HOURLY_TABLE} AS rollup WHERE rollup.hour = dirty.hour) RETURNING hour",
+        [before],
+    )
+    hours = sorted(row[0] for row in cursor.fetchall())
+    if hours:
+        recompute_hours(cursor, hours)
+    return hours
 
 
 def _elapsed_ms(started: float) -> int:

@@ -23,7 +23,8 @@ from telemetry.voice import voice_alias
 _ID_NAMESPACE = uuid.UUID("5b0e7f43-6f1e-4f69-9d0c-4b1c7c2d8a10")
 
 LOG_EVENT_COLUMNS = ("id", "ts", "level", "service", "domain", "event", "message", "trace_id", "span_id", "attrs")
-TRACE_COLUMNS = ("id", "ts", "trace_id", "span_name", "domain", "route", "status_code", "duration_ms", "service")
+TRACE_COLUMNS = ("id", "ts", "trace_id", "span_name", "domain", "route", "status_code", "duration_ms", "service",
+                 "kept_reason")
 VOICE_SESSION_COLUMNS = ("id", "started_at", "ended_at", "outcome")
 VOICE_METRIC_COLUMNS = ("ts", "session_id", "latency_ms", "packet_loss", "jitter_ms", "quality")
 SAMPLE_COLUMNS = ("ts", "metric_name", "scope", "labels", "value_count", "value_sum", "value_p50", "value_p95",
@@ -46,8 +47,10 @@ def insert_log_events(rows: Iterable[Mapping[str, Any]], using: str = "default")
 
 
 def insert_trace_rows(rows: Iterable[Mapping[str, Any]], using: str = "default") -> int:
-    """Insert trace index rows (id = deterministic_uuid(trace_id, span_id)); duplicates are skipped."""
-    return _insert("telemetry_trace_index", TRACE_COLUMNS, rows, using)
+    """Insert trace index rows (id = deterministic_uuid(trace_id, span_id)); duplicates are skipped.
+
+    `kept_reason` (telemetry.ingest.traces.KeptReason) may be left out: such rows are kept the full 30 days."""
+    return _insert("telemetry_trace_index", TRACE_COLUMNS, rows, using, defaults={"kept_reason": None})
 
 
 def insert_voice_sessions(rows: Iterable[Mapping[str, Any]], using: str | None = None) -> int:

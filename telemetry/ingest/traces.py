@@ -2,14 +2,17 @@
 
 A span is kept when it is an entry span (no parent, or kind SERVER/CONSUMER) or a db span (has
 `db.system`), and it failed, answered an HTTP status >= 500, was slow for its domain, or its trace is
-sampled. This loop runs for every span the platform emits, so it converts attribute values only of
-candidate spans (entry spans, and child spans whose keys include `db.system`).
+sampled. Each row records why it was kept (`KeptReason`): retention removes the spans kept only because
+their trace was sampled sooner than the others (telemetry.retention). This loop runs for every span the
+platform emits, so it converts attribute values only of candidate spans (entry spans, and child spans
+whose keys include `db.system`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +43,14 @@ STATUS_OK = "OK"
 STATUS_ERROR = "ERROR"
 REASON_BAD_IDS = "invalid trace or span id"
 REASON_BAD_TIMES = "end time before start time"
+
+
+class KeptReason(StrEnum):
+    """`telemetry_trace_index.kept_reason` (a one-byte "char"): the first rule that kept the span."""
+
+    ERROR = "e"  # failed, or an HTTP status >= 500
+    SLOW = "s"
+    SAMPLED = "p"  # only because its trace was sampled: kept for fewer days (telemetry.retention)
 
 
 @dataclass(frozen=True)
@@ -101,16 +112,16 @@ def trace_rows(
                     attributes = _read_attributes(span.attributes)
                 status_code = normalize_status_code(attributes.get(Label.HTTP_STATUS_CODE))
                 is_db = Attr.DB_SYSTEM in attributes
-                keep = (
-                    failed
-                    or sampled
-                    or duration >= (db_slow_ns if is_db else slow_ns)
-                    or (status_code is not None and status_code >= "500")
-                )
-                if not keep:
+                if failed or (status_code is not None and status_code >= "500"):
+                    reason = KeptReason.ERROR
+                elif duration >= (db_slow_ns if is_db else slow_ns):
+                    reason = KeptReason.SLOW
+                elif sampled:
+                    reason = KeptReason.SAMPLED
+                else:
                     outcome.not_kept += 1
                     continue
-                rows.append(_row(span, attributes, status_code, failed, is_db, duration, service))
+                rows.append(_row(span, attributes, status_code, failed, is_db, duration, service, reason))
     return rows
 
 
@@ -135,6 +146,7 @@ def _row(
     is_db: bool,
     duration_ns: int,
     service: str,
+    reason: KeptReason,
 ) -> tuple:
     trace_hex, span_hex = span.trace_id.hex(), span.span_id.hex()
     route = attributes.get(Label.HTTP_ROUTE)
@@ -148,6 +160,7 @@ def _row(
         "status_code": status_code or (STATUS_ERROR if failed else STATUS_OK),
         "duration_ms": min(duration_ns // _NANOS_PER_MS, _MAX_DURATION_MS),
         "service": storable(service),
+        "kept_reason": reason.value,
     }
     return tuple(values[column] for column in TRACE_COLUMNS)
 

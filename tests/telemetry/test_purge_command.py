@@ -39,7 +39,10 @@ def test_dry_run_prints_what_would_go_and_changes_nothing(old_and_new_rows):
 
     assert "telemetry_log_events: would remove 1 rows" in output
     assert "telemetry_metric_samples: would remove 1 rows" in output
-    assert "Would remove 2 rows" in output
+    assert "telemetry_metric_minutes: would remove 1 rows" in output  # the old sample's minute
+    # the 3-day sample tier would remove nothing more: the 12-day-old sample is counted once, above
+    assert "telemetry_metric_samples, minute samples older than 3 days: would remove 0 rows" in output
+    assert "Would remove 3 rows" in output
     assert LogEvent.objects.count() == 2 and MetricSample.objects.count() == 2
     assert last_run(Job.PURGE) is None
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,7 +46,9 @@ def _empty_tables():
         cursor.execute(f"TRUNCATE {', '.join(RETENTION_TABLES)}")
 
 
+# The 30-day cap itself, with no shorter tier in the way (tests/telemetry/test_retention_tiers.py covers those).
 @pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=30, TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=30)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(offsets=OFFSETS)
 def test_after_retention_no_row_is_older_than_30_days_and_no_younger_row_is_lost(offsets):
@@ -142,3 +145,20 @@ def test_keeping_more_than_30_days_or_nothing_is_refused(days):
 def test_unknown_table_is_refused_with_the_valid_names():
     with pytest.raises(RetentionError, match="unknown table users; valid tables: telemetry_metric_samples"):
         enforce_retention(tables=["users"])
+
+
+@pytest.mark.django_db
+def test_metric_points_still_pending_past_the_cap_are_removed_too():
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO telemetry_metric_points_pending (point_id, minute, metric_name, labels, point_time_ns)"
+            " VALUES (gen_random_uuid(), %s, 'kaiku_http_requests_total', '{}', 0)",
+            [[CUTOFF - timedelta(minutes=1)], [CUTOFF - timedelta(days=3)], [CUTOFF + timedelta(minutes=1)]],
+        )
+
+    report = enforce_retention(now=NOW, tables=["telemetry_metric_points_pending"])
+
+    assert report.tables[0].rows_deleted == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT minute FROM telemetry_metric_points_pending")
+        assert cursor.fetchall() == [(CUTOFF + timedelta(minutes=1),)]

@@ -46,6 +46,11 @@ class Command(BaseCommand):
         for table in report.tables:
             self.stdout.write(f"  {table.table}: {verb} {table.rows_deleted} rows, "
                               f"{len(table.partitions_dropped)} partitions ({table.duration_ms} ms)")
+        for tier in report.tiers:
+            compacted = (f", {'would compact' if dry_run else 'compacted'} {len(tier.partitions_compacted)} partitions"
+                         if tier.partitions_compacted else "")
+            self.stdout.write(f"  {tier.table}, {tier.tier}: {verb} {tier.rows_deleted} rows, "
+                              f"{len(tier.partitions_dropped)} partitions{compacted} ({tier.duration_ms} ms)")
         if report.rollups_refreshed:
             self.stdout.write("  rollups refreshed")
         self.stdout.write(f"{'Would remove' if dry_run else 'Removed'} {report.rows_deleted} rows and "

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
-from telemetry.ingest.traces import TraceSelection, trace_rows
+from telemetry.ingest.traces import KeptReason, TraceSelection, trace_rows
 from telemetry.otlp import Signal
 from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
@@ -106,6 +106,7 @@ def test_row_fields_follow_the_contract():
         "status_code": "OK",
         "duration_ms": 1234,
         "service": "vc-server",
+        "kept_reason": "s",
     }
 
 
@@ -134,3 +135,21 @@ def test_a_db_span_whose_only_keep_reason_is_a_5xx_status_is_kept():
 
     assert [(row["span_name"], row["status_code"]) for row in rows] == [("SELECT guilds", "503")]
     assert (outcome.accepted, outcome.not_kept) == (3, 2)
+
+
+def test_each_kept_span_records_the_first_rule_that_kept_it():
+    selection = TraceSelection(slow_ns=1000 * 1_000_000, db_slow_ns=100 * 1_000_000, sample_rate=0.5)
+    rows, _ = kept(
+        span(ALWAYS_SAMPLED, sid(1), ns(NOW), 5000, error=True),
+        span(ALWAYS_SAMPLED, sid(2), ns(NOW), 5, attributes={"http.response.status_code": 502}),
+        span(ALWAYS_SAMPLED, sid(3), ns(NOW), 1000),
+        span(ALWAYS_SAMPLED, sid(4), ns(NOW), 150, parent=PARENT, kind=INTERNAL, attributes={"db.system": "pg"}),
+        span(ALWAYS_SAMPLED, sid(5), ns(NOW), 5),
+        span(NEVER_SAMPLED, sid(6), ns(NOW), 5),
+        selection=selection,
+    )
+
+    assert [row["kept_reason"] for row in rows] == [
+        KeptReason.ERROR, KeptReason.ERROR, KeptReason.SLOW, KeptReason.SLOW, KeptReason.SAMPLED
+    ]
+    assert {row["kept_reason"] for row in rows} <= {"e", "s", "p"}  # the one-byte codes retention filters on

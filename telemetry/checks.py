@@ -1,0 +1,29 @@
+"""System checks of the telemetry settings (run at start-up and by `manage.py check`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import checks
+
+from telemetry.contract import RETENTION_DAYS
+
+CHECK_ID = "telemetry"
+RETENTION_TIER_SETTINGS = ("TELEMETRY_SAMPLE_RETENTION_DAYS", "TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS")
+
+
+@checks.register(checks.Tags.compatibility)
+def check_retention_tiers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A tier is a number of days inside the 30-day cap: more would silently keep nothing longer, less than a
+    day would drop today's data."""
+    messages = []
+    for name in RETENTION_TIER_SETTINGS:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETENTION_DAYS:
+            messages.append(checks.Error(
+                f"{name} must be a whole number of days from 1 to {RETENTION_DAYS}, got {value!r}",
+                id=f"{CHECK_ID}.E001"))
+    rate = settings.TELEMETRY_TRACE_SAMPLE_RATE
+    if not 0.0 <= rate <= 1.0:
+        messages.append(checks.Error(f"TELEMETRY_TRACE_SAMPLE_RATE must be between 0 and 1, got {rate!r}",
+                                     id=f"{CHECK_ID}.E002"))
+    return messages

@@ -1,0 +1,304 @@
+"""Retention tiers inside the 30-day cap: minute samples kept for fewer days than their rollups, and
+sampled-only spans removed from old trace index partitions by compacting them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from io import StringIO
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from telemetry.factories import LogEventFactory, MetricSampleFactory
+from telemetry.ingest.traces import KeptReason
+from telemetry.models import (
+    DailyTrendRollup,
+    HourlyTrendRollup,
+    JobRun,
+    LogEvent,
+    MetricSample,
+    TraceIndexEntry,
+)
+from telemetry.partitions import day_partitions, ensure_partitions, partition_name
+from telemetry.retention import (
+    COMPACTED_COMMENT,
+    RETENTION_TABLES,
+    SAMPLE_TIER_JOB,
+    RetentionError,
+    enforce_retention,
+)
+from telemetry.rollups import refresh_rollups
+from telemetry.storage import insert_trace_rows
+
+NOW = timezone.now().replace(microsecond=0)
+CUTOFF = NOW - timedelta(days=30)
+SAMPLE_DAYS = 3
+SAMPLE_HORIZON = (NOW - timedelta(days=SAMPLE_DAYS)).replace(minute=0, second=0)
+OFFSETS = st.lists(st.integers(min_value=-45 * 86400, max_value=2 * 86400), min_size=1, max_size=25)
+TRACES = "telemetry_trace_index"
+
+
+def _empty_tables():
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(RETENTION_TABLES)}")
+
+
+def _hourly_rollups() -> dict[tuple, tuple]:
+    return {
+        (row.hour, row.metric_name, row.scope, str(row.labels), tuple(row.bucket_bounds)):
+            (row.sample_count, row.total_count, row.total_sum, tuple(row.bucket_counts or ()), row.first_ts)
+        for row in HourlyTrendRollup.objects.all()
+    }
+
+
+def _dirty_hours() -> list:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT hour FROM telemetry_rollup_dirty_hours ORDER BY hour")
+        return [row[0] for row in cursor.fetchall()]
+
+
+# All examples share one test transaction, which holds the lock of every partition it created or dropped:
+# the partitions are not recreated per example (later examples' old samples land in the default partition,
+# which the tier empties by DELETE) and the trace tier, tested below, is off.
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=SAMPLE_DAYS, TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=30)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offsets=OFFSETS)
+def test_samples_past_their_tier_go_while_the_rollups_of_their_hours_stay_as_they_were(offsets):
+    _empty_tables()
+    times = sorted({NOW + timedelta(seconds=offset) for offset in offsets})
+    for when in times:
+        MetricSampleFactory(ts=when)
+        MetricSampleFactory(ts=when, histogram=True)
+        LogEventFactory(ts=when)
+    with override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=30):  # the rollups as the hourly refresh left them
+        refresh_rollups(now=NOW)
+    before = _hourly_rollups()
+
+    report = enforce_retention(now=NOW)
+
+    young = [when for when in times if when >= CUTOFF]
+    assert sorted(LogEvent.objects.values_list("ts", flat=True)) == young
+    assert sorted(MetricSample.objects.values_list("ts", flat=True)) == sorted(
+        [when for when in young if when >= SAMPLE_HORIZON] * 2)
+    after = _hourly_rollups()
+    # Every hour wholly inside the 30 days keeps its rollup rows unchanged; nothing older than the cap remains.
+    assert {key: value for key, value in before.items() if key[0] >= CUTOFF} == {
+        key: value for key, value in after.items() if key[0] >= CUTOFF}
+    assert all(first_ts >= CUTOFF for *_, first_ts in after.values())
+    assert all(first_ts >= CUTOFF for first_ts in DailyTrendRollup.objects.values_list("first_ts", flat=True))
+    assert sum(DailyTrendRollup.objects.values_list("sample_count", flat=True)) == sum(
+        value[0] for value in after.values())
+    assert all(hour >= SAMPLE_HORIZON for hour in _dirty_hours())
+    tier = next(t for t in report.tiers if t.table == "telemetry_metric_samples")
+    assert tier.rows_deleted == 2 * len([when for when in young if when < SAMPLE_HORIZON])
+    assert all(p.end > SAMPLE_HORIZON for p in day_partitions("telemetry_metric_samples"))
+    assert not [p for p in day_partitions(TRACES) if p.end <= CUTOFF]
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=SAMPLE_DAYS)
+def test_a_late_sample_for_an_hour_already_past_the_tier_never_empties_that_hours_rollup():
+    hour = SAMPLE_HORIZON - timedelta(hours=5)
+    MetricSampleFactory(ts=hour, value_count=7)
+    MetricSampleFactory(ts=hour + timedelta(minutes=1), value_count=5)
+    refresh_rollups(now=NOW)
+    enforce_retention(now=NOW)
+    before = _hourly_rollups()
+    assert sum(value[1] for key, value in before.items() if key[0] == hour) == 12
+
+    MetricSampleFactory(ts=hour + timedelta(minutes=2), value_count=100)  # e.g. a collector retrying for days
+    refresh_rollups(now=NOW + timedelta(minutes=5))
+    assert _hourly_rollups() == before
+    enforce_retention(now=NOW + timedelta(hours=1))
+
+    assert _hourly_rollups() == before
+    assert not MetricSample.objects.filter(ts__lt=SAMPLE_HORIZON).exists()
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=SAMPLE_DAYS)
+def test_a_backfill_past_the_tier_reaches_the_rollups_of_hours_that_had_none():
+    enforce_retention(now=NOW)  # a previous tier run, as on any running install
+    backfilled = SAMPLE_HORIZON - timedelta(days=4)  # seed_demo writes 7 days of history
+    MetricSampleFactory(ts=backfilled, value_count=11)
+    MetricSampleFactory(ts=backfilled + timedelta(minutes=30), value_count=4)
+
+    refresh_rollups(now=NOW)
+
+    assert sum(value[1] for key, value in _hourly_rollups().items() if key[0] == backfilled) == 15
+    assert backfilled not in _dirty_hours()
+    enforce_retention(now=NOW + timedelta(hours=1))
+    assert sum(value[1] for key, value in _hourly_rollups().items() if key[0] == backfilled) == 15
+    assert not MetricSample.objects.filter(ts__lt=SAMPLE_HORIZON).exists()
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=SAMPLE_DAYS)
+def test_an_hour_changed_but_not_yet_refreshed_is_folded_into_the_rollup_before_its_samples_go():
+    enforce_retention(now=NOW)  # a previous tier run: its horizon is where the still complete hours start
+    hour = SAMPLE_HORIZON + timedelta(hours=1)
+    MetricSampleFactory(ts=hour, value_count=3)
+    MetricSampleFactory(ts=hour + timedelta(minutes=59), value_count=4)
+    assert hour in _dirty_hours()
+
+    enforce_retention(now=NOW + timedelta(hours=3))  # the hour is now past the tier, never refreshed before
+
+    assert not MetricSample.objects.filter(ts__lt=hour + timedelta(hours=1)).exists()
+    assert sum(value[1] for key, value in _hourly_rollups().items() if key[0] == hour) == 7
+    assert hour not in _dirty_hours()
+    recorded = JobRun.objects.filter(job=SAMPLE_TIER_JOB).order_by("started_at")
+    assert [run.details["sample_tier_cutoff"] for run in recorded] == [
+        SAMPLE_HORIZON.isoformat(), (SAMPLE_HORIZON + timedelta(hours=3)).isoformat()]
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=SAMPLE_DAYS)
+def test_a_full_rebuild_keeps_the_rollups_of_hours_past_the_tier():
+    old_hour = SAMPLE_HORIZON - timedelta(days=2)
+    MetricSampleFactory(ts=old_hour, value_count=9)
+    MetricSampleFactory(ts=NOW - timedelta(hours=2), value_count=1)
+    refresh_rollups(now=NOW)
+    enforce_retention(now=NOW)
+    before = _hourly_rollups()
+
+    refresh_rollups(now=NOW, full=True)
+
+    assert _hourly_rollups() == before
+    assert sum(value[1] for key, value in before.items() if key[0] == old_hour) == 9
+
+
+@pytest.mark.django_db
+def test_without_a_tier_samples_live_the_whole_cap(settings):
+    settings.TELEMETRY_SAMPLE_RETENTION_DAYS = 30
+    MetricSampleFactory(ts=NOW - timedelta(days=20))
+
+    report = enforce_retention(now=NOW)
+
+    assert MetricSample.objects.count() == 1
+    assert [tier.table for tier in report.tiers] == [TRACES]  # only the sampled-spans tier (default 3 days)
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=SAMPLE_DAYS)
+def test_purge_command_shows_what_the_sample_tier_removed():
+    MetricSampleFactory(ts=NOW - timedelta(days=5))
+    MetricSampleFactory(ts=NOW - timedelta(days=5, minutes=1))
+    MetricSampleFactory(ts=NOW)
+    out = StringIO()
+
+    call_command("purge_telemetry", "--dry-run", stdout=out)
+    assert "telemetry_metric_samples, minute samples older than 3 days: would remove 2 rows" in out.getvalue()
+    assert MetricSample.objects.count() == 3
+
+    out = StringIO()
+    call_command("purge_telemetry", "--noinput", stdout=out)
+    assert "telemetry_metric_samples, minute samples older than 3 days: removed 2 rows" in out.getvalue()
+    assert MetricSample.objects.count() == 1
+
+
+def _span(ts, reason: KeptReason | None, domain: str = "api") -> dict:
+    return {"id": uuid.uuid4(), "ts": ts, "trace_id": uuid.uuid4().hex, "span_name": "GET /x", "domain": domain,
+            "route": "/x", "status_code": "200", "duration_ms": 5, "service": "vc-server",
+            "kept_reason": reason and reason.value}
+
+
+def _reasons(day_start) -> list:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT kept_reason FROM telemetry_trace_index WHERE ts >= %s AND ts < %s ORDER BY ts",
+                       [day_start, day_start + timedelta(days=1)])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _index_count(relation: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", [relation])
+        return cursor.fetchone()[0]
+
+
+def _comment(relation: str) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT obj_description(%s::regclass, 'pg_class')", [relation])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
+def test_old_day_partitions_are_compacted_once_without_their_sampled_only_spans():
+    ensure_partitions(now=NOW)
+    old_day = (NOW - timedelta(days=5)).replace(hour=0, minute=0, second=0)
+    recent_day = (NOW - timedelta(days=1)).replace(hour=0, minute=0, second=0)
+    reasons = [KeptReason.ERROR, KeptReason.SAMPLED, KeptReason.SLOW, KeptReason.SAMPLED, None]
+    for day in (old_day, recent_day):
+        insert_trace_rows([_span(day + timedelta(hours=index), reason) for index, reason in enumerate(reasons)])
+    old_partition = partition_name(TRACES, old_day.date())
+    slowest_db = _span(old_day + timedelta(hours=9), KeptReason.SLOW, domain="db")
+    insert_trace_rows([slowest_db])
+
+    report = enforce_retention(now=NOW)
+
+    (tier,) = [t for t in report.tiers if t.table == TRACES]
+    assert old_partition in tier.partitions_compacted
+    assert partition_name(TRACES, recent_day.date()) not in tier.partitions_compacted
+    assert tier.rows_deleted == 2
+    assert _reasons(old_day) == ["e", "s", None, "s"]
+    assert _reasons(recent_day) == ["e", "p", "s", "p", None]
+    # Still the same attached daily partition, with every index of the parent, and marked as done.
+    assert old_partition in {p.name for p in day_partitions(TRACES)}
+    assert _index_count(old_partition) == _index_count(partition_name(TRACES, recent_day.date()))
+    assert _comment(old_partition) == COMPACTED_COMMENT
+    assert TraceIndexEntry.objects.filter(trace_id=slowest_db["trace_id"]).get().ts == slowest_db["ts"]
+
+    again = enforce_retention(now=NOW)
+    assert old_partition not in next(t for t in again.tiers if t.table == TRACES).partitions_compacted
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
+def test_sampled_only_spans_in_the_default_partition_are_deleted_past_the_tier():
+    far = NOW + timedelta(days=40)  # lands in the default partition (no daily partition that far ahead)
+    insert_trace_rows([_span(far, KeptReason.SAMPLED), _span(far, KeptReason.ERROR)])
+
+    enforce_retention(now=far + timedelta(days=4))
+
+    assert list(TraceIndexEntry.objects.values_list("ts", flat=True)) == [far]
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
+def test_a_compaction_that_fails_half_way_leaves_the_old_partition_attached_and_whole():
+    # The partition must be committed so that a second session can hold a lock on it: use a day the
+    # migration's partitions already cover (they are committed in the test database).
+    old_day = (NOW - timedelta(days=5)).replace(hour=0, minute=0, second=0)
+    old_partition = partition_name(TRACES, old_day.date())
+    insert_trace_rows([_span(old_day + timedelta(hours=1), KeptReason.SAMPLED),
+                       _span(old_day + timedelta(hours=2), KeptReason.ERROR)])
+    settings_dict = connection.settings_dict
+    reader = psycopg.connect(dbname=settings_dict["NAME"], host=settings_dict["HOST"] or None,
+                             port=settings_dict["PORT"] or None, user=settings_dict["USER"],
+                             password=settings_dict["PASSWORD"] or None)
+    try:
+        # A long query reading the day: the swap's DROP (after the copy was made) cannot get its lock.
+        reader.execute(f"LOCK TABLE {old_partition} IN ACCESS SHARE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(RetentionError, match="telemetry_trace_index \\(sampled spans\\) failed and was rolled"):
+            enforce_retention(now=NOW, tables=[TRACES])
+    finally:
+        reader.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    assert old_partition in {p.name for p in day_partitions(TRACES)}
+    assert _reasons(old_day) == ["p", "e"]
+    assert _comment(old_partition) is None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f"{old_partition}_compact"])
+        assert cursor.fetchone()[0] is None
