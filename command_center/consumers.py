@@ -12,12 +12,13 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Literal
 
+import redis.exceptions
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -32,6 +33,9 @@ CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_CHECK_FAILED = 1011
 MAX_FRAME_BYTES = 4096
+# A re-check that fails (database briefly unreachable, pool exhausted) keeps the last answer, and is retried at
+# every heartbeat, for this long before the socket is closed with CLOSE_CHECK_FAILED.
+PERMISSION_GRACE_S = 60.0
 # channels_redis's pool (redis-py) holds at most 100 connections and fails, not waits, beyond that; when a
 # web process restarts, every page reconnects at once, so membership changes take turns.
 MAX_CONCURRENT_MEMBERSHIP_CHANGES = 32
@@ -136,16 +140,35 @@ class ErrorStormLimiter:
         return burst
 
 
+def patient_receive(receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
+    """`receive` (the channel layer's) asked again when its Redis read times out.
+
+    channels_redis blocks 5 s in BZPOPMIN waiting for a message, and redis-py (since 8) gives up reading after
+    5 s too: when the web process gets no event for 5 s, the read may time out instead of answering "nothing".
+    Unhandled, that ends the consumer and daphne closes the socket with 1011. A Redis that refuses
+    connections still ends it (ConnectionError): the page reconnects and sees the outage.
+    """
+    async def receive_next() -> dict:
+        while True:
+            try:
+                return await receive()
+            except redis.exceptions.TimeoutError:
+                logger.debug("channel layer read timed out with nothing received; waiting again")
+
+    return receive_next
+
+
 def _session_store(session_key: str | None):
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
 
 
 class ObservabilityConsumer(AsyncWebsocketConsumer):
     def __init__(self, permission_recheck_s: float = 30.0, heartbeat_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 permission_grace_s: float = PERMISSION_GRACE_S, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.permission_recheck_s = permission_recheck_s
         self.heartbeat_s = heartbeat_s
+        self.permission_grace_s = permission_grace_s
         self.clock = clock
         self.panels: frozenset[str] = frozenset()
         self.topics: frozenset[str] = frozenset()
@@ -154,6 +177,15 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
         self._send_lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task | None = None
         self._burst_task: asyncio.Task | None = None
+
+    # AsyncConsumer.__call__ sets this to the channel layer's receive and reads events through it.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict]]:
+        return self._channel_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict]]) -> None:
+        self._channel_receive = patient_receive(receive)
 
     # --- connection life -------------------------------------------------------------------------------
 
@@ -196,15 +228,21 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
     async def _heartbeat(self) -> None:
         tick_s = min(self.heartbeat_s, self.permission_recheck_s)
         next_check = self.clock() + self.permission_recheck_s
+        failing_since: float | None = None
         while True:
             await asyncio.sleep(tick_s)
             if self.clock() >= next_check:
-                next_check = self.clock() + self.permission_recheck_s
                 try:
                     code = await self._denial_code(await self._current_user())
-                except Exception as error:  # cannot tell whether the admin still may watch: stop watching
-                    logger.warning("socket permission re-check failed: %s: %s", type(error).__name__, error)
-                    code = CLOSE_CHECK_FAILED
+                except Exception as error:  # the admin's last answer stands for a while; retried every tick
+                    failing_since = self.clock() if failing_since is None else failing_since
+                    failed_for = self.clock() - failing_since
+                    logger.warning("socket permission re-check failed for %.0f s: %s: %s", failed_for,
+                                   type(error).__name__, error)
+                    code = CLOSE_CHECK_FAILED if failed_for >= self.permission_grace_s else None
+                else:
+                    failing_since = None
+                next_check = self.clock() + (tick_s if failing_since is not None else self.permission_recheck_s)
                 if code is not None:
                     await self._shut(code)
                     return

@@ -109,6 +109,9 @@ def _database(url_variable: str, url: str) -> dict:
     config["CONN_MAX_AGE"] = 0
     config.setdefault("OPTIONS", {})
     config["OPTIONS"].setdefault("connect_timeout", 5)
+    # Ingestion's per-session staging tables (telemetry/ingest/copy_insert.py) would otherwise grow each pooled
+    # backend's local buffers to PostgreSQL's default 8 MB; beyond 1 MB they spill to the OS cache instead.
+    config["OPTIONS"].setdefault("options", "-c temp_buffers=1MB")
     if env.bool("DATABASE_POOL", default=True):
         config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": env.int("DATABASE_POOL_MAX", default=10),
                                      "timeout": 5}
@@ -174,7 +177,10 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="kaiku_ops:asgi")},
+        # redis-py 8 times reads out after 5 s, exactly as long as channels_redis blocks waiting for a message:
+        # reads must outlast the wait, or a quiet web process's sockets end with 1011 (docs/reliability.md).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                   "prefix": env.str("CHANNELS_PREFIX", default="kaiku_ops:asgi")},
     }
 }
 

@@ -42,7 +42,10 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, UNAVAILABLE_ERRORS):
             return None
-        logger.warning("database unavailable for %s: %s", request.path, type(exception).__name__)
+        # The message tells a stopped server ("connection refused") from an exhausted pool ("couldn't get a
+        # connection after 5.00 sec").
+        logger.warning("database unavailable for %s: %s: %s", request.path, type(exception).__name__,
+                       str(exception).strip()[:200])
         if request.path.startswith("/api/"):
             response: HttpResponse = JsonResponse({"error": "database unavailable", "detail": MESSAGE},
                                                   status=503)

@@ -11,17 +11,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.test import Client
 from django.urls import path
 
 from command_center import presence, push
 from command_center.consumers import (
+    CLOSE_CHECK_FAILED,
     MAX_FRAME_BYTES,
     ErrorStormLimiter,
     FrameError,
@@ -337,3 +340,57 @@ async def test_subscriptions_mark_presence_until_the_socket_goes(superuser):
 
     await socket.disconnect()
     assert not await asyncio.to_thread(presence.is_watched, push.VITAL_SIGNS)
+
+
+async def test_channel_layer_reads_outlast_its_blocking_wait():
+    layer = get_channel_layer()
+    pool = layer.connection(0).connection_pool
+    read_timeout = pool.connection_class(**pool.connection_kwargs).socket_timeout  # built, not connected
+    assert read_timeout is None or read_timeout > layer.brpop_timeout
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_outlives_a_quiet_channel_layer(system_admin):
+    # redis-py 8 times reads out after 5 s, as long as channels_redis blocks waiting for a message: a socket
+    # whose web process gets no event for that long must not crash (daphne would close it with 1011).
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await subscribe(socket, "infrastructure")
+    assert await socket.receive_nothing(timeout=7)
+    await publish(push.health_change("redis", "healthy", "down", None))
+    assert (await socket.receive_json_from(timeout=5))["type"] == push.HEALTH_CHANGE
+    await socket.disconnect()
+
+
+@database_sync_to_async
+def rename_table(old: str, new: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_re_check_that_fails_for_a_moment_keeps_the_socket_open(system_admin, caplog):
+    cookie = await session_cookie(system_admin)
+    socket, _ = await open_socket(cookie, app=socket_app(permission_recheck_s=0.1, permission_grace_s=30))
+    await subscribe(socket, "infrastructure")
+    await rename_table("django_session", "django_session_away")  # the re-check's query fails for real
+    try:
+        assert await socket.receive_nothing(timeout=0.6)
+    finally:
+        await rename_table("django_session_away", "django_session")
+    assert "socket permission re-check failed" in caplog.text
+    assert await socket.receive_nothing(timeout=0.3)  # checks pass again
+    await publish(push.health_change("postgresql", "down", "healthy", None))
+    assert (await socket.receive_json_from(timeout=5))["type"] == push.HEALTH_CHANGE
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_re_check_that_keeps_failing_closes_the_socket_with_1011(system_admin):
+    cookie = await session_cookie(system_admin)
+    socket, _ = await open_socket(cookie, app=socket_app(permission_recheck_s=0.1, permission_grace_s=0.5))
+    await subscribe(socket, "infrastructure")
+    await rename_table("django_session", "django_session_away")
+    try:
+        assert await close_code(socket) == CLOSE_CHECK_FAILED
+    finally:
+        await rename_table("django_session_away", "django_session")

@@ -37,6 +37,8 @@ class Stack:
     database_url: str = ""
     redis_url: str = ""
     web_port: int = 0
+    # settings for every process of the stack (e.g. DATABASE_POOL_MAX), applied over the defaults
+    overrides: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,7 +52,8 @@ class Stack:
         return {**keep, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
                 "KAIKU_DATA_DIR": str(self.data_dir), "KAIKU_ENV_FILE": str(self.data_dir / "absent.env"),
                 "TELEMETRY_INGEST_TOKEN": INGEST_TOKEN, "DJANGO_SETTINGS_MODULE": "kaiku_ops.settings",
-                "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+                "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+                **self.overrides}
 
     @property
     def base_url(self) -> str:
@@ -97,9 +100,15 @@ class Stack:
                 time.sleep(0.3)
         raise AssertionError(f"daphne did not answer; see {self.data_dir / 'web.log'}")
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        return self.spawn(name, [sys.executable, "-m", "celery", "-A", "kaiku_ops", "worker", "--pool=solo",
-                                 "--loglevel=WARNING", "-n", f"{name}@%h"])
+    def start_worker(self, name: str = "worker", *options: str) -> subprocess.Popen:
+        """A Celery worker; `options` replace the single-process pool (e.g. the Procfile's "--concurrency", "2")."""
+        return self.spawn(name, [sys.executable, "-m", "celery", "-A", "kaiku_ops", "worker",
+                                 *(options or ("--pool=solo", "--loglevel=WARNING")), "-n", f"{name}@%h"])
+
+    def start_beat(self, name: str = "beat") -> subprocess.Popen:
+        """Celery beat with the database scheduler, as in the Procfile."""
+        return self.spawn(name, [sys.executable, "-m", "celery", "-A", "kaiku_ops", "beat", "--loglevel=INFO",
+                                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="])
 
     def kill(self, name: str, how: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 import websockets.asyncio.client
@@ -118,6 +119,40 @@ def test_with_postgres_down_the_api_and_page_answer_503_not_500(stack):
     stack.postgres.start()
 
     assert statuses == dict.fromkeys(statuses, 503)
+
+
+@pytest.mark.e2e
+def test_an_exhausted_database_pool_answers_503_with_retry_after_not_500():
+    with tempfile.TemporaryDirectory(prefix="kaiku-reliability-") as data_dir:
+        stack = Stack(Path(data_dir), overrides={"DATABASE_POOL_MAX": "1"}).start()
+        try:
+            session = admin_session(stack)
+            url = f"{stack.base_url}/api/admin/observability/logs"
+            answers: dict[str, requests.Response] = {}
+            locker = psycopg.connect(stack.database_url.replace("postgres://", "postgresql://"))
+            with locker:
+                # The first request waits on the lock holding the web process's only pooled connection.
+                locker.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+                holder = threading.Thread(target=lambda: answers.update(holder=session.get(url, timeout=60)))
+                holder.start()
+                deadline = time.monotonic() + 30
+                while not stack.sql("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                    assert time.monotonic() < deadline, "the first request never reached the lock"
+                    time.sleep(0.1)
+                answers["starved"] = session.get(url, timeout=60)
+                locker.rollback()
+            holder.join(timeout=60)
+        finally:
+            stack.stop()
+            web_log = (Path(data_dir) / "web.log").read_text(errors="replace")
+
+    starved = answers["starved"]
+    assert starved.status_code == 503, starved.text[:300]
+    assert int(starved.headers["Retry-After"]) > 0
+    assert starved.json()["error"] == "database unavailable"
+    assert ("database unavailable for /api/admin/observability/logs: OperationalError: couldn't get a connection"
+            in web_log)
+    assert answers["holder"].status_code == 200
 
 
 @pytest.mark.e2e
