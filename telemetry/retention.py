@@ -59,6 +59,7 @@ TRACE_TABLE = "telemetry_trace_index"
 COMPACTED_COMMENT = "sampled-only spans removed"
 # A telemetry_job_runs row the sample tier writes in its own transaction: the next run reads its horizon back.
 SAMPLE_TIER_JOB = "purge_telemetry.sample_tier"
+_BEGINNING_OF_TIME = datetime.min.replace(tzinfo=UTC)  # a dry run's lower bound when nothing is counted twice
 
 
 class RetentionError(Exception):
@@ -235,7 +236,7 @@ def _purge_sample_tier(horizon: datetime, dry_run: bool, using: str, after: date
         report.partitions_dropped = [partition.name for partition in expired]
         if dry_run:
             cursor.execute(f"SELECT count(*) FROM {table} WHERE ts < %s AND ts >= %s",
-                           [horizon, after or datetime.min.replace(tzinfo=UTC)])
+                           [horizon, after or _BEGINNING_OF_TIME])
             report.rows_deleted = cursor.fetchone()[0]
         else:
             lock_rollups(cursor)
@@ -286,7 +287,7 @@ def _compact_sampled_traces(horizon: datetime, dry_run: bool, using: str,
                    and not _is_compacted(cursor, p.name)]
             report.partitions_compacted = [partition.name for partition in due]
             cursor.execute(f"SELECT count(*) FROM {table} WHERE kept_reason = %s AND ts < %s AND ts >= %s",
-                           [KeptReason.SAMPLED.value, horizon, after or datetime.min.replace(tzinfo=UTC)])
+                           [KeptReason.SAMPLED.value, horizon, after or _BEGINNING_OF_TIME])
             report.rows_deleted = cursor.fetchone()[0]
         report.duration_ms = _elapsed_ms(started)
         return report
