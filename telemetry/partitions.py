@@ -24,6 +24,8 @@ PARTITIONED_TABLES: Mapping[str, str] = {
     "connection_sessions": "started_at",
     "connection_metrics": "ts",
     "telemetry_metric_minutes": "ts",
+    "telemetry_log_chunks": "first_ts",  # packed log events (telemetry.packing)
+    "telemetry_trace_chunks": "first_ts",  # packed trace index rows
 }
 
 DEFAULT_DAYS_BACK = 31

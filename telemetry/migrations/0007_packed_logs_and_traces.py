@@ -1,0 +1,119 @@
+"""Packed logs and spans: a closed day's rows, grouped per hour into compressed arrays.
+
+A stored log record costs ~350 bytes as a row (tuple header, uuid key, three indexes) and a kept span
+~220; the same record inside an array that PostgreSQL compresses costs ~50 and ~43 (docs/benchmarks.md).
+telemetry.packing moves a day partition's rows into `telemetry_log_chunks` / `telemetry_trace_chunks`
+once the day is over: one chunk per hour and per (level, service, domain) for logs, per (service, domain)
+for spans. Each array holds one column of the chunk's rows, all in (ts, id) order.
+
+Readers use the views `telemetry_log_events_all` and `telemetry_trace_index_all`: the hot rows, then the
+packed ones unnested, with the columns and types of the hot tables. The `chunk_*` columns let a query
+skip whole chunks before unnesting them (for a hot row they are its own ts, and NULL trace ids):
+  chunk_first_ts < end AND chunk_last_ts >= start    -- the chunks of a time window
+  chunk_trace_ids @> ARRAY[<uuid>] OR chunk_trace_ids IS NULL    -- the chunks holding a trace
+Ids are packed in binary (uuid, bigint); the CHECKs added to the hot tables guarantee they convert.
+"""
+
+from django.db import migrations
+
+from telemetry.partitions import ensure_partitions
+
+CHUNK_TABLES = ["telemetry_log_chunks", "telemetry_trace_chunks"]
+
+PACKED_SCHEMA_SQL = r"""
+ALTER TABLE telemetry_log_events
+    ADD CONSTRAINT telemetry_log_events_trace_id_hex CHECK (trace_id ~ '^[0-9a-f]{32}$'),
+    ADD CONSTRAINT telemetry_log_events_span_id_hex CHECK (span_id ~ '^[0-9a-f]{16}$');
+ALTER TABLE telemetry_trace_index
+    ADD CONSTRAINT telemetry_trace_index_trace_id_hex CHECK (trace_id ~ '^[0-9a-f]{32}$');
+
+CREATE TABLE telemetry_log_chunks (
+    first_ts  timestamptz   NOT NULL,
+    last_ts   timestamptz   NOT NULL,
+    level     text          NOT NULL,
+    service   text          NOT NULL,
+    domain    text          NOT NULL,
+    row_count integer       NOT NULL,
+    trace_ids uuid[]        NOT NULL,
+    ts        timestamptz[] NOT NULL,
+    id        uuid[]        NOT NULL,
+    event     text[]        NOT NULL,
+    message   text[]        NOT NULL,
+    span_ids  bigint[]      NOT NULL,
+    attrs     jsonb[]       NOT NULL
+) PARTITION BY RANGE (first_ts);
+CREATE INDEX telemetry_log_chunks_first_ts ON telemetry_log_chunks (first_ts);
+COMMENT ON TABLE telemetry_log_chunks IS
+    'packed telemetry_log_events rows: one chunk per hour and (level, service, domain); see telemetry.packing';
+
+CREATE TABLE telemetry_trace_chunks (
+    first_ts     timestamptz   NOT NULL,
+    last_ts      timestamptz   NOT NULL,
+    service      text          NOT NULL,
+    domain       text          NOT NULL,
+    row_count    integer       NOT NULL,
+    trace_ids    uuid[]        NOT NULL,
+    ts           timestamptz[] NOT NULL,
+    id           uuid[]        NOT NULL,
+    duration_ms  integer[]     NOT NULL,
+    span_name    text[]        NOT NULL,
+    route        text[]        NOT NULL,
+    status_code  text[]        NOT NULL,
+    kept_reason  "char"[]      NOT NULL
+) PARTITION BY RANGE (first_ts);
+CREATE INDEX telemetry_trace_chunks_first_ts ON telemetry_trace_chunks (first_ts);
+COMMENT ON TABLE telemetry_trace_chunks IS
+    'packed telemetry_trace_index rows: one chunk per hour and (service, domain); see telemetry.packing';
+
+CREATE TABLE telemetry_log_chunks_default PARTITION OF telemetry_log_chunks DEFAULT;
+CREATE TABLE telemetry_trace_chunks_default PARTITION OF telemetry_trace_chunks DEFAULT;
+
+CREATE VIEW telemetry_log_events_all AS
+SELECT e.ts, e.id, e.level, e.service, e.domain, e.event, e.message, e.trace_id, e.span_id, e.attrs,
+       e.ts AS chunk_first_ts, e.ts AS chunk_last_ts, NULL::uuid[] AS chunk_trace_ids
+FROM telemetry_log_events e
+UNION ALL
+SELECT u.ts, u.id, c.level, c.service, c.domain, u.event, u.message,
+       replace(u.trace_id::text, '-', ''), lpad(to_hex(u.span_id), 16, '0'), u.attrs,
+       c.first_ts, c.last_ts, c.trace_ids
+FROM telemetry_log_chunks c
+CROSS JOIN LATERAL unnest(c.ts, c.id, c.event, c.message, c.trace_ids, c.span_ids, c.attrs)
+    AS u(ts, id, event, message, trace_id, span_id, attrs);
+COMMENT ON VIEW telemetry_log_events_all IS 'every stored log record: hot rows and packed chunks unnested';
+
+CREATE VIEW telemetry_trace_index_all AS
+SELECT t.ts, t.id, t.duration_ms, t.trace_id, t.span_name, t.domain, t.route, t.status_code, t.service,
+       t.kept_reason, t.ts AS chunk_first_ts, t.ts AS chunk_last_ts, NULL::uuid[] AS chunk_trace_ids
+FROM telemetry_trace_index t
+UNION ALL
+SELECT u.ts, u.id, u.duration_ms, replace(u.trace_id::text, '-', ''), u.span_name, c.domain, u.route,
+       u.status_code, c.service, u.kept_reason, c.first_ts, c.last_ts, c.trace_ids
+FROM telemetry_trace_chunks c
+CROSS JOIN LATERAL unnest(c.ts, c.id, c.duration_ms, c.trace_ids, c.span_name, c.route, c.status_code,
+                          c.kept_reason)
+    AS u(ts, id, duration_ms, trace_id, span_name, route, status_code, kept_reason);
+COMMENT ON VIEW telemetry_trace_index_all IS 'every stored span: hot rows and packed chunks unnested';
+"""
+
+UNDO_PACKED_SCHEMA_SQL = """
+DROP VIEW telemetry_trace_index_all;
+DROP VIEW telemetry_log_events_all;
+DROP TABLE telemetry_trace_chunks;
+DROP TABLE telemetry_log_chunks;
+ALTER TABLE telemetry_trace_index DROP CONSTRAINT telemetry_trace_index_trace_id_hex;
+ALTER TABLE telemetry_log_events DROP CONSTRAINT telemetry_log_events_span_id_hex,
+                                 DROP CONSTRAINT telemetry_log_events_trace_id_hex;
+"""
+
+
+def create_partitions(apps, schema_editor):
+    ensure_partitions(using=schema_editor.connection.alias, tables=CHUNK_TABLES)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("telemetry", "0006_service_instances")]
+
+    operations = [
+        migrations.RunSQL(PACKED_SCHEMA_SQL, UNDO_PACKED_SCHEMA_SQL),
+        migrations.RunPython(create_partitions, migrations.RunPython.noop),
+    ]
