@@ -31,8 +31,10 @@ def copy_insert(
     rows: Iterable[Sequence[Any]],
     returning: Sequence[str] = (),
     using: str = "default",
+    skip: str = "",
 ) -> list[tuple]:
-    """COPY `rows` (value tuples in `columns` order) into `table`, skipping conflicting rows.
+    """COPY `rows` (value tuples in `columns` order) into `table`, skipping conflicting rows and rows
+    matching the SQL condition `skip` over the row `staged` (e.g. "already packed").
 
     Must run inside a transaction. Returns the `returning` columns of the rows actually inserted
     (an empty list when `returning` is empty).
@@ -42,18 +44,20 @@ def copy_insert(
         for row in rows:
             copy.write_row(row)
 
-    return _insert_via_staging(table, columns, write, returning, using)
+    return _insert_via_staging(table, columns, write, returning, using, skip)
 
 
 def copy_insert_text(
-    table: str, columns: Sequence[str], text: str, returning: Sequence[str] = (), using: str = "default"
+    table: str, columns: Sequence[str], text: str, returning: Sequence[str] = (), using: str = "default",
+    skip: str = "",
 ) -> list[tuple]:
     """`copy_insert` for rows already in COPY's text format (fields through `copy_text`)."""
-    return _insert_via_staging(table, columns, lambda copy: copy.write(text), returning, using)
+    return _insert_via_staging(table, columns, lambda copy: copy.write(text), returning, using, skip)
 
 
 def _insert_via_staging(
-    table: str, columns: Sequence[str], write: Callable[[Copy], None], returning: Sequence[str], using: str
+    table: str, columns: Sequence[str], write: Callable[[Copy], None], returning: Sequence[str], using: str,
+    skip: str,
 ) -> list[tuple]:
     staging = f"{table}_staging"
     column_list = ", ".join(columns)
@@ -63,8 +67,8 @@ def _insert_via_staging(
         cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS)")
         with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
             write(copy)
-        insert = (f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging}"
-                  " ON CONFLICT DO NOTHING")
+        insert = (f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging} AS staged"
+                  + (f" WHERE NOT ({skip})" if skip else "") + " ON CONFLICT DO NOTHING")
         if returning:
             cursor.execute(f"{insert} RETURNING {', '.join(returning)}")
             inserted = cursor.fetchall()

@@ -35,11 +35,14 @@ from telemetry.contract import (
 )
 from telemetry.ingest.copy_insert import COPY_NULL, copy_insert_text, copy_text
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
+from telemetry.ingest.packed import log_is_packed
 from telemetry.ingest.resources import service_name
 from telemetry.ingest.text import MemoCache, scrubbed, storable, storable_values
 from telemetry.otlp import any_value_to_python
 from telemetry.signals import error_logs_ingested
 from telemetry.storage import LOG_EVENT_COLUMNS
+
+LOG_TABLE = "telemetry_log_events"
 
 # Scrubbing a 20 MiB body to keep 2,000 characters would be wasted work; the slack keeps a secret that
 # straddles the cut recognisable to the scrubber.
@@ -117,7 +120,8 @@ def store_logs(
             for _ in chunks:  # the rest of the request, if the COPY was skipped or cut short
                 pass
             inserted = copy_insert_text(
-                "telemetry_log_events", LOG_EVENT_COLUMNS, "".join(lines), returning=("id",), using=using
+                LOG_TABLE, LOG_EVENT_COLUMNS, "".join(lines), returning=("id",), using=using,
+                skip=log_is_packed("staged"),
             )
             outcome.stored += len(inserted)
             stored_ids = {new_id.hex for (new_id,) in inserted}
@@ -127,12 +131,16 @@ def store_logs(
 
 
 def _is_stored(line: str, using: str) -> bool:
-    """Whether the row of a COPY line (id and ts first) is stored already."""
+    """Whether the row of a COPY line (id and ts first) is stored already, as a row or packed."""
     event_id, ts_text, _ = line.split("\t", 2)
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT EXISTS (SELECT FROM telemetry_log_events WHERE ts = %s::timestamptz AND id = %s::uuid)",
-                       [ts_text, event_id])
+        cursor.execute(_STORED_SQL, [ts_text, event_id])
         return cursor.fetchone()[0]
+
+
+# A whole batch re-sent after its hour was packed (a collector retrying after an outage) is found too.
+_STORED_SQL = (f"SELECT EXISTS (SELECT FROM {LOG_TABLE} WHERE ts = row.ts AND id = row.id) OR {log_is_packed('row')}"
+               " FROM (SELECT %s::timestamptz AS ts, %s::uuid AS id) AS row")
 
 
 def log_event_id(resource_digest: bytes, record: LogRecord) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connections, transaction
 
+from telemetry import packing
 from telemetry.ingest import logs
 from telemetry.ingest.logs import log_rows, store_logs
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
@@ -99,6 +100,19 @@ def test_a_whole_resent_batch_stores_nothing(django_capture_on_commit_callbacks,
     assert (outcome.accepted, outcome.stored) == (3, 0)
     assert LogEvent.objects.count() == 3
     assert len(announced) == 3
+
+
+@pytest.mark.django_db
+def test_a_batch_resent_after_its_hour_was_packed_stores_nothing(django_capture_on_commit_callbacks):
+    request = logs_request(*(record(n, SEVERITY_ERROR) for n in range(3)))
+    ingest_committed(request, django_capture_on_commit_callbacks)
+    with transaction.atomic(), connections["default"].cursor() as cursor:
+        assert packing.pack_range(cursor, packing.LOGS, NOW - timedelta(hours=1), NOW + timedelta(hours=1)) == 3
+
+    outcome = ingest_committed(request, django_capture_on_commit_callbacks)
+
+    assert (outcome.accepted, outcome.stored) == (3, 0)
+    assert LogEvent.objects.count() == 0  # nothing hot: the three records exist once, packed
 
 
 @pytest.mark.django_db

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from django.db import connection, transaction
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from telemetry import packing
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
-from telemetry.ingest.traces import KeptReason, TraceSelection, trace_rows
+from telemetry.ingest.traces import KeptReason, TraceSelection, store_trace_rows, trace_rows
 from telemetry.otlp import Signal
 from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
@@ -153,3 +156,20 @@ def test_each_kept_span_records_the_first_rule_that_kept_it():
         KeptReason.ERROR, KeptReason.ERROR, KeptReason.SLOW, KeptReason.SLOW, KeptReason.SAMPLED
     ]
     assert {row["kept_reason"] for row in rows} <= {"e", "s", "p"}  # the one-byte codes retention filters on
+
+
+@pytest.mark.django_db
+def test_spans_resent_after_their_hour_was_packed_are_not_stored_again():
+    rows, _ = kept(span(NEVER_SAMPLED, sid(1), ns(NOW), 5, error=True), span(NEVER_SAMPLED, sid(2), ns(NOW), 1000))
+    stored = IngestOutcome(Signal.TRACES)
+    store_trace_rows([tuple(row.values()) for row in rows], stored)
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert packing.pack_range(cursor, packing.TRACES, NOW - timedelta(hours=1), NOW + timedelta(hours=1)) == 2
+
+    again = IngestOutcome(Signal.TRACES)
+    store_trace_rows([tuple(row.values()) for row in rows], again)
+
+    assert (stored.stored, again.stored) == (2, 0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM telemetry_trace_index_all")
+        assert cursor.fetchone()[0] == 2
