@@ -1,11 +1,15 @@
 """The per-metric minute table `telemetry_metric_minutes`: every label set of a metric merged per sample minute.
 
-One row per (metric, minute, scope, split, bucket bounds) carries what the read side sums when it needs no
-per-label grouping: the sample count, the counts and sums, the counter total (coalesce(value_sum,
-value_count) summed per sample, as the samples reader does), and the merged histogram buckets. `split` keeps
-apart the one label value a panel filters on (`SPLITS`: the status class of requests, the outcome of voice
-joins and ended sessions); '' for every other metric. Bucket bounds stay part of the key, so buckets of
-different layouts are never added together ('{}' for samples without buckets).
+One row per minute and key carries what the read side sums when it needs no per-label grouping: the sample
+count, the counts and sums, the counter total (coalesce(value_sum, value_count) summed per sample, as the
+samples reader does), and the merged histogram buckets. A key (`telemetry_metric_minute_keys`) is a metric,
+a scope, a split and the bucket bounds; rows refer to it by `key_id`, so the few dozen keys are stored once
+instead of on each of the ~45,000 rows a day at `heavy`. `split` keeps apart the one label value a panel
+filters on (`SPLITS`: the status class of requests, the outcome of voice joins and ended sessions); '' for
+every other metric. Bucket bounds are part of the key, so buckets of different layouts are never added
+together ('{}' for samples without buckets). Bucket counts are int4 (`bucket_counts`); a minute with a count
+beyond int4 keeps all of its counts as int8 in `bucket_counts_wide` instead, so nothing is ever cut.
+Readers join the keys (command_center/selectors/metrics.py).
 
 Rows are rebuilt, not accumulated: `telemetry_recompute_metric_minutes` recomputes the touched minutes from
 the samples (DELETE, then INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE), so a re-run or a flush
@@ -16,8 +20,9 @@ upserts outside a flush, factories, SQL seeding) unless the transaction deferred
 than the minutes (`TELEMETRY_SAMPLE_RETENTION_DAYS`), and drops the minutes' own daily partitions at 30 days.
 So the one exception to rebuilding: a flush writing a late sample of a minute whose per-label samples are
 already gone (`samples_kept_from`) adds it to that minute instead, as a rebuild would lose the dropped ones.
+Keys no row refers to any more are deleted by `prune_keys`.
 
-The SQL functions are created by migration 0004 from `SPLITS`: a change to `SPLITS` needs a migration that
+The SQL functions are created by migration 0008 from `SPLITS`: a change to `SPLITS` needs a migration that
 recreates them and recomputes the table.
 """
 
@@ -30,15 +35,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
 from telemetry.contract import RETENTION_DAYS, Label, Metric
 
 MINUTES_TABLE = "telemetry_metric_minutes"
 DEFER_SETTING = "telemetry.minutes_deferred"
 SAMPLES_LOCK = "telemetry.metric_samples"  # the lock every sample writer holds while it writes
-MINUTE_COLUMNS = ("ts", "metric_name", "scope", "split", "bucket_bounds", "sample_rows", "value_count",
-                  "value_sum", "total", "bucket_counts")
+KEYS_TABLE = "telemetry_metric_minute_keys"
+MINUTE_COLUMNS = ("ts", "key_id", "sample_rows", "value_count", "value_sum", "total", "bucket_counts",
+                  "bucket_counts_wide")
+KEY_COLUMNS = "key_id, ts"
 
 
 @dataclass(frozen=True)
@@ -89,35 +96,84 @@ def _split_case_sql() -> str:
     return "CASE metric_name " + " ".join(branches) + " ELSE '' END"
 
 
-def _aggregates_sql(source: str) -> str:
+def _grouped_sql(source: str) -> str:
+    """The minute aggregates of the samples `source`, one row per minute and key; the caller adds FROM/WHERE
+    and `GROUP BY 1, 2, 3, 4, 5`."""
     return f"""SELECT {source}.ts, {source}.metric_name, {source}.scope,
-               telemetry_metric_minute_split({source}.metric_name, {source}.labels),
-               coalesce({source}.bucket_bounds, ARRAY[]::double precision[]),
-               count(*), sum({source}.value_count), sum({source}.value_sum),
-               sum(coalesce({source}.value_sum, {source}.value_count)),
-               telemetry_bucket_sum({source}.bucket_counts)"""
+               telemetry_metric_minute_split({source}.metric_name, {source}.labels) AS split,
+               coalesce({source}.bucket_bounds, ARRAY[]::double precision[]) AS bounds,
+               count(*) AS sample_rows, sum({source}.value_count) AS value_count,
+               sum({source}.value_sum) AS value_sum, sum(coalesce({source}.value_sum, {source}.value_count)) AS total,
+               telemetry_bucket_sum({source}.bucket_counts) AS counts"""
 
 
-_UPDATE_SQL = ", ".join(f"{column} = EXCLUDED.{column}" for column in MINUTE_COLUMNS[5:])
+def _minute_rows_sql(grouped: str, keys: str = KEYS_TABLE) -> str:
+    """The table's rows from `grouped` (columns of `_grouped_sql`): the key columns become their id in `keys`,
+    the counts go to the int4 column when every count fits, else whole to the int8 one."""
+    return f"""SELECT g.ts, k.id, g.sample_rows, g.value_count, g.value_sum, g.total,
+               {_NARROW_SQL.format(counts="g.counts")}, {_WIDE_SQL.format(counts="g.counts")}
+        FROM ({grouped}) AS g
+        JOIN {keys} AS k ON k.metric_name = g.metric_name AND k.scope = g.scope AND k.split = g.split
+                         AND k.bounds = g.bounds"""
+
+
+def _insert_minutes_sql(grouped: str) -> str:
+    """INSERT the minute rows of `grouped`, adding the keys first seen. The caller holds `SAMPLES_LOCK`, taken
+    before this statement started: every key any writer added is then visible to it, or added by it."""
+    return f"""WITH grouped AS MATERIALIZED ({grouped}),
+    added AS (
+        INSERT INTO {KEYS_TABLE} (metric_name, scope, split, bounds)
+        SELECT DISTINCT metric_name, scope, split, bounds FROM grouped
+        ON CONFLICT (metric_name, scope, split, bounds) DO NOTHING
+        RETURNING id, metric_name, scope, split, bounds
+    ),
+    known AS (SELECT * FROM added UNION ALL SELECT id, metric_name, scope, split, bounds FROM {KEYS_TABLE})
+    INSERT INTO {MINUTES_TABLE} ({", ".join(MINUTE_COLUMNS)})
+    {_minute_rows_sql("SELECT * FROM grouped", "known")}"""
+
+
+_NARROW_SQL = "CASE WHEN telemetry_fits_int4({counts}) THEN {counts}::integer[] END"
+_WIDE_SQL = "CASE WHEN NOT telemetry_fits_int4({counts}) THEN {counts} END"
+_TOUCHED_SAMPLES_SQL = """
+        FROM telemetry_metric_samples AS s
+        JOIN (SELECT DISTINCT * FROM unnest(metric_names, scopes, minutes) AS u(metric_name, scope, ts)) AS k
+          ON s.metric_name = k.metric_name AND s.scope = k.scope AND s.ts = k.ts
+        WHERE s.ts >= low AND s.ts <= high"""
+_UPDATE_SQL = ", ".join(f"{column} = EXCLUDED.{column}" for column in MINUTE_COLUMNS[2:])
 
 
 def schema_sql() -> str:
-    """The table, its default partition, the functions and the triggers (migration 0004)."""
+    """The keys, the table, its default partition, the functions and the triggers (migration 0008).
+
+    Columns are ordered widest-aligned first so the row carries no alignment padding."""
     return f"""
+CREATE TABLE {KEYS_TABLE} (
+    id          integer            GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    metric_name text               NOT NULL,
+    scope       text               NOT NULL,
+    split       text               NOT NULL,
+    bounds      double precision[] NOT NULL,
+    UNIQUE (metric_name, scope, split, bounds)
+);
+
 CREATE TABLE {MINUTES_TABLE} (
-    ts            timestamptz        NOT NULL,
-    metric_name   text               NOT NULL,
-    scope         text               NOT NULL,
-    split         text               NOT NULL,
-    bucket_bounds double precision[] NOT NULL,
-    sample_rows   integer            NOT NULL,
-    value_count   bigint             NULL,
-    value_sum     double precision   NULL,
-    total         double precision   NULL,
-    bucket_counts bigint[]           NULL
+    ts                 timestamptz      NOT NULL,
+    value_count        bigint           NULL,
+    value_sum          double precision NULL,
+    total              double precision NULL,
+    key_id             integer          NOT NULL,
+    sample_rows        integer          NOT NULL,
+    bucket_counts      integer[]        NULL,
+    bucket_counts_wide bigint[]         NULL
 ) PARTITION BY RANGE (ts);
-CREATE UNIQUE INDEX {MINUTES_TABLE}_key ON {MINUTES_TABLE} (metric_name, ts, scope, split, bucket_bounds);
+CREATE UNIQUE INDEX {MINUTES_TABLE}_key ON {MINUTES_TABLE} ({KEY_COLUMNS});
 CREATE TABLE {MINUTES_TABLE}_default PARTITION OF {MINUTES_TABLE} DEFAULT;
+
+-- STRICT: rows without buckets (most of them) skip the call.
+CREATE FUNCTION telemetry_fits_int4(counts bigint[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(bool_and(c BETWEEN -2147483648 AND 2147483647), true) FROM unnest(counts) AS c
+$$;
 
 CREATE FUNCTION telemetry_metric_minute_split(metric_name text, labels jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT {_split_case_sql()} $$;
@@ -137,17 +193,11 @@ BEGIN
     -- ones and no other transaction rebuilds the same minutes concurrently.
     PERFORM pg_advisory_xact_lock(hashtext({_quote(SAMPLES_LOCK)}));
     DELETE FROM {MINUTES_TABLE} AS t
-    USING unnest(metric_names, scopes, minutes) AS k(metric_name, scope, ts)
-    WHERE t.ts >= low AND t.ts <= high
-      AND t.metric_name = k.metric_name AND t.scope = k.scope AND t.ts = k.ts;
-    INSERT INTO {MINUTES_TABLE} ({", ".join(MINUTE_COLUMNS)})
-    {_aggregates_sql("s")}
-    FROM telemetry_metric_samples AS s
-    JOIN (SELECT DISTINCT * FROM unnest(metric_names, scopes, minutes) AS u(metric_name, scope, ts)) AS k
-      ON s.metric_name = k.metric_name AND s.scope = k.scope AND s.ts = k.ts
-    WHERE s.ts >= low AND s.ts <= high
-    GROUP BY 1, 2, 3, 4, 5
-    ON CONFLICT (metric_name, ts, scope, split, bucket_bounds) DO UPDATE SET {_UPDATE_SQL};
+    USING {KEYS_TABLE} AS k, unnest(metric_names, scopes, minutes) AS u(metric_name, scope, ts)
+    WHERE t.ts >= low AND t.ts <= high AND t.key_id = k.id
+      AND k.metric_name = u.metric_name AND k.scope = u.scope AND t.ts = u.ts;
+    {_insert_minutes_sql(_grouped_sql("s") + _TOUCHED_SAMPLES_SQL + " GROUP BY 1, 2, 3, 4, 5")}
+    ON CONFLICT ({KEY_COLUMNS}) DO UPDATE SET {_UPDATE_SQL};
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END
@@ -180,15 +230,21 @@ CREATE TRIGGER telemetry_metric_samples_minutes_truncated AFTER TRUNCATE ON tele
 """
 
 
-DROP_SCHEMA_SQL = f"""
+# The triggers and functions; both layouts of the table (migrations 0004 and 0008) name them alike.
+DROP_FUNCTIONS_SQL = """
 DROP TRIGGER telemetry_metric_samples_minutes_inserted ON telemetry_metric_samples;
 DROP TRIGGER telemetry_metric_samples_minutes_updated ON telemetry_metric_samples;
 DROP TRIGGER telemetry_metric_samples_minutes_truncated ON telemetry_metric_samples;
 DROP FUNCTION telemetry_metric_minutes_after_write();
 DROP FUNCTION telemetry_clear_metric_minutes();
 DROP FUNCTION telemetry_recompute_metric_minutes(text[], text[], timestamptz[]);
-DROP TABLE {MINUTES_TABLE};
 DROP FUNCTION telemetry_metric_minute_split(text, jsonb);
+"""
+
+DROP_SCHEMA_SQL = DROP_FUNCTIONS_SQL + f"""
+DROP TABLE {MINUTES_TABLE};
+DROP TABLE {KEYS_TABLE};
+DROP FUNCTION telemetry_fits_int4(bigint[]);
 """
 
 
@@ -234,6 +290,11 @@ def record(cursor, samples: Sequence[Mapping[str, Any]], now: datetime) -> int:
     return written + (_add(cursor, older) if older else 0)
 
 
+_ADDED_ROW_SQL = """SELECT %s::timestamptz AS ts, %s::text AS metric_name, %s::text AS scope, %s::text AS split,
+       %s::double precision[] AS bounds, %s::integer AS sample_rows, %s::bigint AS value_count,
+       %s::double precision AS value_sum, %s::double precision AS total, %s::bigint[] AS counts"""
+
+
 def _add(cursor, samples: Sequence[Mapping[str, Any]]) -> int:
     rows: dict[tuple, list] = {}
     for sample in samples:
@@ -249,20 +310,38 @@ def _add(cursor, samples: Sequence[Mapping[str, Any]]) -> int:
         if counts is not None:
             row[4] = [int(c) for c in counts] if row[4] is None else [a + int(b) for a, b in zip(row[4], counts,
                                                                                                strict=True)]
+    # The lock keeps `prune_keys` from deleting a key between storing it and the INSERT joining it.
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SAMPLES_LOCK])
+    _store_keys(cursor, {key[1:] for key in rows})
+    merged = (f"CASE WHEN {_stored_counts('t')} IS NULL THEN {_stored_counts('EXCLUDED')}"
+              f" WHEN {_stored_counts('EXCLUDED')} IS NULL THEN {_stored_counts('t')}"
+              f" ELSE telemetry_bucket_add({_stored_counts('t')}, {_stored_counts('EXCLUDED')}) END")
     cursor.executemany(
         f"""INSERT INTO {MINUTES_TABLE} AS t ({", ".join(MINUTE_COLUMNS)})
-            VALUES (%s, %s, %s, %s, %s::double precision[], %s, %s, %s, %s, %s::bigint[])
-            ON CONFLICT (metric_name, ts, scope, split, bucket_bounds) DO UPDATE SET
+            {_minute_rows_sql(_ADDED_ROW_SQL)}
+            ON CONFLICT ({KEY_COLUMNS}) DO UPDATE SET
                 sample_rows = t.sample_rows + EXCLUDED.sample_rows,
                 value_count = {_plus_sql("value_count")},
                 value_sum = {_plus_sql("value_sum")},
                 total = {_plus_sql("total")},
-                bucket_counts = CASE WHEN t.bucket_counts IS NULL THEN EXCLUDED.bucket_counts
-                                     WHEN EXCLUDED.bucket_counts IS NULL THEN t.bucket_counts
-                                     ELSE telemetry_bucket_add(t.bucket_counts, EXCLUDED.bucket_counts) END""",
+                bucket_counts = {_NARROW_SQL.format(counts=merged)},
+                bucket_counts_wide = {_WIDE_SQL.format(counts=merged)}""",
         [[*key[:4], list(key[4]), *row] for key, row in rows.items()],
     )
     return len(rows)
+
+
+def _store_keys(cursor, keys: Iterable[tuple[str, str, str, tuple[float, ...]]]) -> None:
+    cursor.executemany(
+        f"""INSERT INTO {KEYS_TABLE} (metric_name, scope, split, bounds) VALUES (%s, %s, %s, %s::double precision[])
+            ON CONFLICT (metric_name, scope, split, bounds) DO NOTHING""",
+        [[metric, scope, split, list(bounds)] for metric, scope, split, bounds in sorted(keys)],
+    )
+
+
+def _stored_counts(alias: str) -> str:
+    """The bucket counts of a minute row as bigint[], from whichever column holds them."""
+    return f"coalesce({alias}.bucket_counts::bigint[], {alias}.bucket_counts_wide)"
 
 
 def _plus(a, b):
@@ -277,15 +356,25 @@ def _plus_sql(column: str) -> str:
 
 
 def backfill(using: str = "default", work_mem: str = "256MB") -> int:
-    """Rebuild the whole table from the samples (migration 0004, or after a bulk load with triggers off)."""
-    with connections[using].cursor() as cursor:
+    """Rebuild the whole table from the samples (after a bulk load with triggers off)."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SAMPLES_LOCK])
         cursor.execute(f"DELETE FROM {MINUTES_TABLE}")
         cursor.execute(
-            f"""INSERT INTO {MINUTES_TABLE} ({", ".join(MINUTE_COLUMNS)})
-                {_aggregates_sql("s")}
-                FROM telemetry_metric_samples AS s
-                GROUP BY 1, 2, 3, 4, 5"""
+            _insert_minutes_sql(_grouped_sql("s") + " FROM telemetry_metric_samples AS s GROUP BY 1, 2, 3, 4, 5")
+        )
+        return cursor.rowcount
+
+
+def prune_keys(using: str = "default") -> int:
+    """Delete the keys no minute row refers to any more (after retention dropped minutes); returns how many.
+    Key ids are never reused, so a reader never maps an id to another key."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SAMPLES_LOCK])
+        # One (key_id, ts) index probe per key and partition, instead of reading every minute row.
+        cursor.execute(
+            f"""DELETE FROM {KEYS_TABLE} AS k
+                WHERE NOT EXISTS (SELECT FROM {MINUTES_TABLE} AS m WHERE m.key_id = k.id)"""
         )
         return cursor.rowcount

@@ -209,26 +209,27 @@ class DailyTrendRollup(_TrendRollupFields):
 
 
 class MetricMinute(models.Model):
-    """All label sets of a metric merged per sample minute (telemetry/minutes.py); read-only from Django."""
+    """All label sets of a metric merged per sample minute (telemetry/minutes.py); read-only from Django.
 
-    pk = models.CompositePrimaryKey("metric_name", "ts", "scope", "split", "bucket_bounds")
+    `key_id` is the row's metric, scope, split and bucket bounds in `telemetry_metric_minute_keys`; the counts
+    are in `bucket_counts` unless one of them does not fit an int4, then in `bucket_counts_wide`."""
+
+    pk = models.CompositePrimaryKey("key_id", "ts")
     ts = models.DateTimeField()
-    metric_name = models.TextField()
-    scope = models.TextField()
-    split = models.TextField()
-    bucket_bounds = ArrayField(models.FloatField())
-    sample_rows = models.IntegerField()
     value_count = models.BigIntegerField(null=True)
     value_sum = models.FloatField(null=True)
     total = models.FloatField(null=True)
-    bucket_counts = ArrayField(models.BigIntegerField(), null=True)
+    key_id = models.IntegerField()
+    sample_rows = models.IntegerField()
+    bucket_counts = ArrayField(models.IntegerField(), null=True)
+    bucket_counts_wide = ArrayField(models.BigIntegerField(), null=True)
 
     class Meta:
         managed = False
         db_table = "telemetry_metric_minutes"
 
     def __str__(self) -> str:
-        return f"{self.metric_name} [{self.split}] @ {self.ts:%Y-%m-%d %H:%M}"
+        return f"key {self.key_id} @ {self.ts:%Y-%m-%d %H:%M}"
 
 
 class ServiceInstance(models.Model):

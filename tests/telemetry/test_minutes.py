@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -21,12 +22,17 @@ from tests.telemetry.ingest.otlp_builders import counter, histogram, metrics_req
 pytestmark = pytest.mark.django_db
 
 MINUTE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
-COLUMNS = ", ".join(minutes.MINUTE_COLUMNS)
 
 
 def minute_rows() -> list[tuple]:
+    """The minute rows as the samples describe them: keys as their columns, counts as one bigint[]."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {COLUMNS} FROM {minutes.MINUTES_TABLE} ORDER BY metric_name, ts, split, bucket_bounds")
+        cursor.execute(
+            f"""SELECT m.ts, k.metric_name, k.scope, k.split, k.bounds, m.sample_rows, m.value_count, m.value_sum,
+                       m.total, coalesce(m.bucket_counts::bigint[], m.bucket_counts_wide)
+                FROM {minutes.MINUTES_TABLE} AS m JOIN {minutes.KEYS_TABLE} AS k ON k.id = m.key_id
+                ORDER BY k.metric_name, m.ts, k.split, k.bounds"""
+        )
         return cursor.fetchall()
 
 
@@ -216,3 +222,126 @@ def test_a_late_point_of_a_minute_whose_samples_retention_dropped_is_added_to_it
     assert rows[Metric.HTTP_REQUESTS_TOTAL][5:9] == (2, 160, 160.0, 160.0)
     assert rows[Metric.HTTP_REQUEST_DURATION_SECONDS][4] == bounds
     assert rows[Metric.HTTP_REQUEST_DURATION_SECONDS][9] == [2, 3, 4]
+
+
+def keys() -> dict[int, tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, metric_name, scope, split, bounds FROM {minutes.KEYS_TABLE}")
+        return {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+
+
+def bound_sets() -> list[list[float]]:
+    return sorted(bounds for _, _, _, bounds in keys().values())
+
+
+def stored_counts() -> list[tuple]:
+    """(bounds, int4 counts, int8 counts, type of the int4 column) of the latency minute rows, as stored."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT k.bounds, m.bucket_counts, m.bucket_counts_wide, pg_typeof(m.bucket_counts)::text
+                FROM {minutes.MINUTES_TABLE} AS m JOIN {minutes.KEYS_TABLE} AS k ON k.id = m.key_id
+                WHERE k.metric_name = %s ORDER BY k.bounds""",
+            [Metric.HTTP_REQUEST_DURATION_SECONDS],
+        )
+        return cursor.fetchall()
+
+
+def test_two_bound_sets_in_one_minute_keep_their_own_rows_and_keys():
+    other = [0.1, 1.0]
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/a", "200"))
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/b", "200"), bucket_bounds=other,
+                        bucket_counts=[1, 2, 3])
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/c", "200"), bucket_bounds=other,
+                        bucket_counts=[4, 5, 6])
+
+    assert minute_rows() == rows_from_samples()
+    assert [(bounds, narrow) for bounds, narrow, _, _ in stored_counts()] == [
+        (HTTP_DURATION_BOUNDS, [0, 2, 5, 9, 7, 4, 2, 1, 0, 0, 0, 0, 0, 0, 0]), (other, [5, 7, 9])]
+    assert sorted(keys().values()) == [(Metric.HTTP_REQUEST_DURATION_SECONDS, SCOPE_CLUSTER, "", HTTP_DURATION_BOUNDS),
+                                       (Metric.HTTP_REQUEST_DURATION_SECONDS, SCOPE_CLUSTER, "", other)]
+
+
+def test_a_key_is_stored_once_when_first_seen_and_reused_after():
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/a", "200"), bucket_bounds=[0.3, 3.0],
+                        bucket_counts=[1, 1, 1])
+    first = keys()
+    MetricSampleFactory(histogram=True, ts=MINUTE + timedelta(minutes=1), labels=http("/a", "200"),
+                        bucket_bounds=[0.3, 3.0], bucket_counts=[2, 2, 2])
+    MetricSampleFactory(histogram=True, ts=MINUTE + timedelta(minutes=2), labels=http("/b", "200"),
+                        bucket_bounds=[0.3, 3.0], bucket_counts=[3, 3, 3])
+    assert keys() == first
+    MetricSampleFactory(ts=MINUTE, labels=http("/a", "503"))  # new metric and split: a new key
+    MetricSampleFactory(ts=MINUTE + timedelta(minutes=1), labels=http("/b", "504"))
+
+    assert sorted(keys().values())[0] == (Metric.HTTP_REQUEST_DURATION_SECONDS, SCOPE_CLUSTER, "", [0.3, 3.0])
+    assert sorted(keys().values())[1:] == [(Metric.HTTP_REQUESTS_TOTAL, SCOPE_CLUSTER, "5", [])]
+    assert minute_rows() == rows_from_samples()
+
+
+def test_counts_are_int4_and_a_minute_whose_count_exceeds_it_keeps_them_exact_as_int8():
+    huge = 2**31  # one more than an int4 holds
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/a", "200"), bucket_bounds=[0.1, 1.0],
+                        bucket_counts=[huge - 1, 0, 0])
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/c", "200"))
+
+    assert [(narrow, wide, kind) for _, narrow, wide, kind in stored_counts()] == [
+        ([0, 2, 5, 9, 7, 4, 2, 1, 0, 0, 0, 0, 0, 0, 0], None, "integer[]"),
+        ([huge - 1, 0, 0], None, "integer[]")]
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/b", "200"), bucket_bounds=[0.1, 1.0],
+                        bucket_counts=[1, 0, 0])
+
+    assert stored_counts()[1][1:3] == (None, [huge, 0, 0])
+    assert minute_rows() == rows_from_samples()
+
+
+def test_a_late_point_added_to_a_minute_moves_its_counts_to_int8_when_they_outgrow_int4(settings):
+    settings.TELEMETRY_SAMPLE_RETENTION_DAYS = 1
+    old_minute = MINUTE - timedelta(days=3)
+    sample = {"ts": old_minute, "metric_name": Metric.HTTP_REQUEST_DURATION_SECONDS, "scope": SCOPE_CLUSTER,
+              "labels": http("/a", "200"), "value_count": 2**31 - 1, "value_sum": 1.0, "bucket_bounds": [0.7],
+              "bucket_counts": [2**31 - 1, 0]}
+    with connection.cursor() as cursor:
+        minutes.record(cursor, [sample], now=MINUTE)
+        assert stored_counts()[0][1:3] == ([2**31 - 1, 0], None)
+        minutes.record(cursor, [{**sample, "value_count": 3, "bucket_counts": [1, 2]}], now=MINUTE)
+
+    assert stored_counts() == [([0.7], None, [2**31, 2], "integer[]")]
+    assert minute_rows()[0][5:7] == (2, 2**31 + 2)
+
+
+def test_pruning_drops_only_keys_no_minute_refers_to():
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/a", "200"), bucket_bounds=[0.4],
+                        bucket_counts=[1, 1])
+    MetricSampleFactory(histogram=True, ts=MINUTE + timedelta(minutes=1), labels=http("/a", "200"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {minutes.MINUTES_TABLE} WHERE ts = %s", [MINUTE])  # as retention would
+
+    assert minutes.prune_keys() == 1
+    assert bound_sets() == [HTTP_DURATION_BOUNDS]
+    assert minute_rows() != []
+
+
+def test_the_migration_converts_existing_rows_both_ways():
+    slim = importlib.import_module("telemetry.migrations.0008_slim_metric_minutes")
+    MetricSampleFactory(ts=MINUTE, labels=http("/a", "500"))
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/a", "200"))
+    MetricSampleFactory(histogram=True, ts=MINUTE, labels=http("/b", "200"), bucket_bounds=[0.1, 1.0],
+                        bucket_counts=[2**40, 1, 0])
+    expected = minute_rows()
+    # Undone with the test's transaction, like every DDL statement in PostgreSQL.
+    with connection.schema_editor() as editor:
+        slim.unslim(None, editor)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""SELECT ts, metric_name, scope, split, bucket_bounds, sample_rows, value_count, value_sum,
+                                  total, bucket_counts FROM {minutes.MINUTES_TABLE}
+                           ORDER BY metric_name, ts, split, bucket_bounds""")
+        assert cursor.fetchall() == expected
+        cursor.execute("SELECT to_regclass(%s)", [minutes.KEYS_TABLE])
+        assert cursor.fetchone() == (None,)
+    with connection.schema_editor() as editor:
+        slim.slim(None, editor)
+
+    assert minute_rows() == expected
+    assert [wide for _, _, wide, _ in stored_counts()] == [None, [2**40, 1, 0]]
+    MetricSampleFactory(ts=MINUTE + timedelta(minutes=1), labels=http("/a", "200"))  # triggers are back
+    assert minute_rows() == rows_from_samples()

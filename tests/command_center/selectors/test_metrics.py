@@ -279,3 +279,28 @@ def test_a_grouped_trend_counts_an_hour_older_than_the_horizon_in_its_first_bin(
     covered = (result["timestamps"][1] - start.timestamp())
     assert rates[0] == pytest.approx(120 / covered)
     assert sum(rate is not None for rate in rates) == 1
+
+
+def test_minute_buckets_of_several_layouts_and_int8_counts_merge_like_the_samples(now, reference_sources):
+    """A minute whose counts outgrew int4 (stored as int8) and a second bucket layout, read from the minute
+    table, give the buckets and percentiles the samples give."""
+    minute = now.replace(second=0) - timedelta(minutes=3)
+    huge = 3 * 2**31
+    MetricSampleFactory(histogram=True, ts=minute, labels=http("/a", "200"),
+                        bucket_counts=[0] * 5 + [huge] + [0] * 9)  # in (0.075, 0.1]
+    MetricSampleFactory(histogram=True, ts=minute, labels=http("/b", "200"), bucket_bounds=OTHER_BOUNDS,
+                        bucket_counts=[0, 0, huge, 0])  # in (0.2, 1.0]
+    MetricSampleFactory(histogram=True, ts=minute - timedelta(minutes=1), labels=http("/a", "200"),
+                        bucket_counts=[0] * 7 + [4] + [0] * 7)  # int4 counts in the same window
+    start, end = minute - timedelta(minutes=1), minute + timedelta(minutes=1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM telemetry_metric_minutes WHERE bucket_counts_wide IS NOT NULL")
+        assert cursor.fetchone() == (2,)
+
+    new = metrics.total(Metric.HTTP_REQUEST_DURATION_SECONDS, start, end)
+    reference_sources()
+    old = metrics.total(Metric.HTTP_REQUEST_DURATION_SECONDS, start, end)
+
+    assert new == old
+    assert sum(new.counts) == 2 * huge + 4
+    assert new.quantile(0.25) == pytest.approx(0.0875)  # the middle of the first huge bucket, (0.075, 0.1]
