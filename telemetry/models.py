@@ -258,3 +258,60 @@ class ServiceInstance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} {self.instance_id or '(no instance id)'} {self.version or ''}".rstrip()
+
+
+class StoredLogEvent(models.Model):
+    """A log record as readers see it: hot or packed (the view `telemetry_log_events_all`, migration 0007).
+
+    The `chunk_*` fields describe the chunk the record is packed in (a hot record is its own chunk:
+    its ts twice, no trace ids); filtering on them lets PostgreSQL skip chunks without unpacking them.
+    """
+
+    pk = models.CompositePrimaryKey("id", "ts")
+    id = models.UUIDField()
+    ts = models.DateTimeField()
+    level = models.TextField()
+    service = models.TextField()
+    domain = models.TextField()
+    event = models.TextField()
+    message = models.TextField()
+    trace_id = models.TextField(null=True)
+    span_id = models.TextField(null=True)
+    attrs = models.JSONField(default=dict)
+    chunk_first_ts = models.DateTimeField()
+    chunk_last_ts = models.DateTimeField()
+    chunk_trace_ids = ArrayField(models.UUIDField(), null=True)
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_log_events_all"
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.event} @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class StoredTraceEntry(models.Model):
+    """A kept span as readers see it: hot or packed (the view `telemetry_trace_index_all`, migration 0007).
+    The `chunk_*` fields are those of StoredLogEvent."""
+
+    pk = models.CompositePrimaryKey("id", "ts")
+    id = models.UUIDField()
+    ts = models.DateTimeField()
+    trace_id = models.TextField()
+    span_name = models.TextField()
+    domain = models.TextField()
+    route = models.TextField(null=True)
+    status_code = models.TextField(null=True)
+    duration_ms = models.IntegerField()
+    service = models.TextField()
+    kept_reason = models.CharField(max_length=1, null=True)
+    chunk_first_ts = models.DateTimeField()
+    chunk_last_ts = models.DateTimeField()
+    chunk_trace_ids = ArrayField(models.UUIDField(), null=True)
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_trace_index_all"
+
+    def __str__(self) -> str:
+        return f"{self.span_name} {self.duration_ms} ms @ {self.ts:%Y-%m-%d %H:%M:%S}"

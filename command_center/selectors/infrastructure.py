@@ -15,13 +15,14 @@ from django.db import connections
 from django.utils import timezone
 
 from command_center import probes
-from command_center.selectors import alerts, metrics
+from command_center.selectors import alerts, metrics, stored
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import freshness
 from kaiku_ops.db_routers import read_alias
 from telemetry.contract import RETENTION_DAYS, Metric
 from telemetry.jobs import Job, last_run
+from telemetry.packing import TRACE_VIEW
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,16 @@ REDIS_USED_FOR = ["rate limiting", "sessions", "blocks", "elevated admin cache"]
 
 
 def slow_queries(now: datetime) -> list[dict[str, Any]]:
-    """db spans of the trace index grouped by span name, slowest p95 first."""
+    """db spans (hot and packed) grouped by span name, slowest p95 first."""
+    # domain is a segment column of packed spans: only the db chunks of the window are unpacked.
+    in_window, window_params = stored.window_sql(now - SLOW_QUERY_WINDOW, now)
     with connections[read_alias()].cursor() as cursor:
         cursor.execute(
-            """SELECT span_name, count(*), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
-                      max(duration_ms)
-               FROM telemetry_trace_index WHERE domain = %s AND ts >= %s AND ts < %s
-               GROUP BY span_name ORDER BY 3 DESC, 1 LIMIT %s""",
-            [DB_DOMAIN, now - SLOW_QUERY_WINDOW, now, SLOW_QUERY_LIMIT],
+            f"""SELECT span_name, count(*), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
+                       max(duration_ms)
+                FROM {TRACE_VIEW} WHERE domain = %s AND {in_window}
+                GROUP BY span_name ORDER BY 3 DESC, 1 LIMIT %s""",
+            [DB_DOMAIN, *window_params, SLOW_QUERY_LIMIT],
         )
         return [
             {"span_name": name, "count": count, "p95_ms": p95, "max_ms": longest}

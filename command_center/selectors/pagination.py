@@ -10,15 +10,16 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
+from command_center.selectors import stored
 from command_center.selectors.freshness import freshness
-from kaiku_ops.db_routers import read_alias
 
 
 class InvalidCursor(ValueError):
@@ -50,31 +51,47 @@ class Cursor:
 
 # Pages are read newest first in widening time slices below the page's upper bound. A selective filter
 # (free-text search) makes PostgreSQL misjudge the rows it must read and sort a whole day instead of
-# walking the (ts, id) index; a one-hour slice usually fills a page at a fraction of that cost.
+# walking the (ts, id) index; a one-hour slice usually fills a page at a fraction of that cost. For packed
+# rows each slice also bounds the chunks (stored.window): only the chunks overlapping the slice are unpacked.
 SLICES = (timedelta(hours=1), timedelta(hours=6))
+# The resolution of timestamptz: `ts < t + RESOLUTION` is `ts <= t`.
+RESOLUTION = timedelta(microseconds=1)
+
+
+def newest_first_slices(start: datetime, end: datetime) -> Iterator[Q]:
+    """The window [start, end) as widening slices below `end`, newest first: filters to apply to a
+    queryset over a `*_all` view, one query per slice."""
+    slice_end = end
+    for width in (*SLICES, None):
+        slice_start = max(start, end - width) if width is not None else start
+        yield stored.window(slice_start, slice_end)
+        if slice_start <= start:
+            return
+        slice_end = slice_start
+
+
+def newest_rows(queryset, start: datetime, end: datetime, count: int) -> list:
+    """Up to `count` rows of `queryset` (over a `*_all` view) with start <= ts < end, newest first."""
+    rows: list = []
+    for in_slice in newest_first_slices(start, end):
+        rows += queryset.filter(in_slice).order_by("-ts", "-id")[: count - len(rows)]
+        if len(rows) >= count:
+            break
+    return rows
 
 
 def keyset_page(
     queryset, start: datetime, end: datetime, cursor: Cursor | None, limit: int
 ) -> tuple[list, str | None]:
-    """One page of `queryset` (rows with `ts` and `id`, already limited to the window [start, end)), newest
-    first, and the cursor of the next page."""
+    """One page of `queryset` (rows of a `*_all` view with `ts` and `id`, already limited to the window
+    [start, end)), newest first, and the cursor of the next page."""
     upper = end
     if cursor is not None:
-        # Row comparison (ts, id) < (cursor.ts, cursor.id), spelled so the (ts, id) index serves it.
-        queryset = queryset.filter(ts__lte=cursor.ts).exclude(ts=cursor.ts, id__gte=cursor.id)
-        upper = cursor.ts
-    rows: list = []
-    slice_end = None
-    for width in (*SLICES, None):
-        slice_start = max(start, upper - width) if width is not None else start
-        part = queryset.filter(ts__gte=slice_start)
-        if slice_end is not None:
-            part = part.filter(ts__lt=slice_end)
-        rows += part.order_by("-ts", "-id")[: limit + 1 - len(rows)]
-        if len(rows) > limit or slice_start <= start:
-            break
-        slice_end = slice_start
+        # Row comparison (ts, id) < (cursor.ts, cursor.id): ts <= cursor.ts bounds the slices, and the
+        # rows of cursor.ts from cursor.id up are excluded.
+        queryset = queryset.exclude(ts=cursor.ts, id__gte=cursor.id)
+        upper = min(end, cursor.ts + RESOLUTION)
+    rows = newest_rows(queryset, start, upper, limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = Cursor(rows[-1].ts, rows[-1].id).encode() if has_more else None
@@ -88,21 +105,15 @@ def list_page(
     """The API's list section: one keyset page of `queryset` plus how fresh the data in the window is.
 
     Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's
-    age. It is bounded by the window: an unbounded max(ts) would make the planner visit every daily
-    partition.
+    age. It is read like a page (newest_rows): an unbounded max(ts) would make the planner visit every
+    daily partition, and a max(ts) over the window would unpack every chunk in it.
     """
     rows, next_cursor = keyset_page(queryset, start, end, cursor, limit)
-    newest = (
-        model.objects.using(read_alias())
-        .filter(ts__gte=start, ts__lt=end)
-        .order_by("-ts")
-        .values_list("ts", flat=True)
-        .first()
-    )
+    newest = newest_rows(stored.rows(model).values_list("ts", flat=True), start, end, 1)
     now = timezone.now()
     return {
         **freshness(now, cadence_seconds, now),
-        "newest_ts": newest,
+        "newest_ts": newest[0] if newest else None,
         "items": [to_row(row) for row in rows],
         "next_cursor": next_cursor,
     }

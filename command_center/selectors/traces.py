@@ -1,4 +1,5 @@
-"""Tier 6: the trace index, filtered (error / slow / duration / route / domain / trace), keyset-paginated."""
+"""Tier 6: the trace index (hot and packed spans), filtered (error / slow / duration / route / domain /
+trace), keyset-paginated."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from command_center.selectors import stored
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.pagination import Cursor, list_page
-from kaiku_ops.db_routers import read_alias
-from telemetry.models import TraceIndexEntry
+from telemetry.models import StoredTraceEntry
 
 TRACE_FIELDS = (
     "id",
@@ -44,8 +45,9 @@ def filtered_traces(
     route: str | None = None,
     duration_min: int | None = None,
     trace_id: str | None = None,
-) -> QuerySet[TraceIndexEntry]:
-    traces = TraceIndexEntry.objects.using(read_alias()).filter(ts__gte=start, ts__lt=end)
+) -> QuerySet[StoredTraceEntry]:
+    # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
+    traces = stored.rows(StoredTraceEntry).filter(stored.window(start, end))
     if status == "error":
         traces = traces.filter(ERROR_CONDITION)
     elif status == "slow":
@@ -57,7 +59,7 @@ def filtered_traces(
     if duration_min is not None:
         traces = traces.filter(duration_ms__gte=duration_min)
     if trace_id:
-        traces = traces.filter(trace_id=trace_id)
+        traces = traces.filter(stored.of_trace(trace_id))
     return traces
 
 
@@ -70,7 +72,7 @@ def is_error(status_code: str | None) -> bool:
     )
 
 
-def trace_row(trace: TraceIndexEntry) -> dict[str, Any]:
+def trace_row(trace: StoredTraceEntry) -> dict[str, Any]:
     slow_ms = (
         settings.COMMAND_CENTER_DB_SLOW_MS
         if trace.domain == DB_DOMAIN
@@ -86,5 +88,5 @@ def trace_row(trace: TraceIndexEntry) -> dict[str, Any]:
 def trace_page(
     start: datetime, end: datetime, limit: int, cursor: Cursor | None = None, **filters: Any
 ) -> dict[str, Any]:
-    return list_page(filtered_traces(start, end, **filters), TraceIndexEntry, start, end, cursor, limit,
+    return list_page(filtered_traces(start, end, **filters), StoredTraceEntry, start, end, cursor, limit,
                      REFRESH_SECONDS["traces"], trace_row)

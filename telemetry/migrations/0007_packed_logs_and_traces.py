@@ -14,7 +14,8 @@ skip whole chunks before unnesting them (for a hot row they are its own ts, and 
 Ids are packed in binary (uuid, bigint); the CHECKs added to the hot tables guarantee they convert.
 """
 
-from django.db import migrations
+import django.contrib.postgres.fields
+from django.db import migrations, models
 
 from telemetry.partitions import ensure_partitions
 
@@ -116,4 +117,51 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(PACKED_SCHEMA_SQL, UNDO_PACKED_SCHEMA_SQL),
         migrations.RunPython(create_partitions, migrations.RunPython.noop),
+        # The views above, as Django's unmanaged models StoredLogEvent and StoredTraceEntry.
+        migrations.SeparateDatabaseAndState(state_operations=[
+            migrations.CreateModel(
+                name="StoredLogEvent",
+                fields=[
+                    ("pk", models.CompositePrimaryKey("id", "ts", blank=True, editable=False, primary_key=True,
+                                                      serialize=False)),
+                    ("id", models.UUIDField()),
+                    ("ts", models.DateTimeField()),
+                    ("level", models.TextField()),
+                    ("service", models.TextField()),
+                    ("domain", models.TextField()),
+                    ("event", models.TextField()),
+                    ("message", models.TextField()),
+                    ("trace_id", models.TextField(null=True)),
+                    ("span_id", models.TextField(null=True)),
+                    ("attrs", models.JSONField(default=dict)),
+                    ("chunk_first_ts", models.DateTimeField()),
+                    ("chunk_last_ts", models.DateTimeField()),
+                    ("chunk_trace_ids", django.contrib.postgres.fields.ArrayField(
+                        base_field=models.UUIDField(), null=True, size=None)),
+                ],
+                options={"db_table": "telemetry_log_events_all", "managed": False},
+            ),
+            migrations.CreateModel(
+                name="StoredTraceEntry",
+                fields=[
+                    ("pk", models.CompositePrimaryKey("id", "ts", blank=True, editable=False, primary_key=True,
+                                                      serialize=False)),
+                    ("id", models.UUIDField()),
+                    ("ts", models.DateTimeField()),
+                    ("trace_id", models.TextField()),
+                    ("span_name", models.TextField()),
+                    ("domain", models.TextField()),
+                    ("route", models.TextField(null=True)),
+                    ("status_code", models.TextField(null=True)),
+                    ("duration_ms", models.IntegerField()),
+                    ("service", models.TextField()),
+                    ("kept_reason", models.CharField(max_length=1, null=True)),
+                    ("chunk_first_ts", models.DateTimeField()),
+                    ("chunk_last_ts", models.DateTimeField()),
+                    ("chunk_trace_ids", django.contrib.postgres.fields.ArrayField(
+                        base_field=models.UUIDField(), null=True, size=None)),
+                ],
+                options={"db_table": "telemetry_trace_index_all", "managed": False},
+            ),
+        ]),
     ]

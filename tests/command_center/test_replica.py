@@ -23,6 +23,9 @@ LOG_TABLE = """CREATE TABLE telemetry_log_events (
     ts timestamptz NOT NULL, id uuid NOT NULL, level text NOT NULL, service text NOT NULL,
     domain text NOT NULL, event text NOT NULL, message text NOT NULL, trace_id text, span_id text,
     attrs jsonb NOT NULL DEFAULT '{}', PRIMARY KEY (ts, id))"""
+# Readers read the view of hot and packed records; here it has hot records only.
+LOG_VIEW = """CREATE VIEW telemetry_log_events_all AS
+    SELECT *, ts AS chunk_first_ts, ts AS chunk_last_ts, NULL::uuid[] AS chunk_trace_ids FROM telemetry_log_events"""
 
 
 def _server_connection(config: dict, dbname: str) -> psycopg.Connection:
@@ -38,7 +41,7 @@ def _server_connection(config: dict, dbname: str) -> psycopg.Connection:
 
 @pytest.fixture
 def replica(settings):
-    """A second, real database standing in for the replica, holding only the log table."""
+    """A second, real database standing in for the replica, holding only the log table (and its view)."""
     primary = connections["default"].settings_dict
     name = f"{primary['NAME']}_replica"
     with _server_connection(primary, "postgres") as server:
@@ -46,6 +49,7 @@ def replica(settings):
         server.execute(f'CREATE DATABASE "{name}"')
     with _server_connection(primary, name) as database:
         database.execute(LOG_TABLE)
+        database.execute(LOG_VIEW)
     config = copy.deepcopy(primary)
     config["NAME"] = name
     config["OPTIONS"].pop("pool", None)
