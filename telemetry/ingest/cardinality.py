@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from telemetry.contract import CARDINALITY_BUDGET, OVERFLOW_LABELS, Event, LogLevel
 from telemetry.ingest.outcome import TimeWindow, from_unix_nanos
 from telemetry.ingest.points import MetricPoint
+from telemetry.packing import LOG_VIEW
 from telemetry.storage import deterministic_uuid, insert_log_events
 
 SELF_SERVICE = "kaiku_ops"
@@ -117,10 +118,13 @@ def _record_overflow(cursor, metric: str, time_ns: int, using: str) -> None:
     """One WARN event per metric per hour (the caller holds the metric's admission lock)."""
     hour = from_unix_nanos(time_ns - time_ns % _NANOS_PER_HOUR)
     message = overflow_message(metric)
-    cursor.execute(
-        """SELECT EXISTS (SELECT 1 FROM telemetry_log_events
-                          WHERE ts >= %s AND ts < %s AND event = %s AND domain = %s AND message = %s)""",
-        [hour, hour + timedelta(hours=1), Event.CARDINALITY_OVERFLOW.value, SELF_DOMAIN, message],
+    cursor.execute(  # the hour may be packed already (a late point): read hot and packed rows
+        f"""SELECT EXISTS (SELECT 1 FROM {LOG_VIEW}
+                           WHERE ts >= %(hour)s AND ts < %(end)s AND chunk_first_ts >= %(hour)s
+                             AND chunk_first_ts < %(end)s AND event = %(event)s AND domain = %(domain)s
+                             AND message = %(message)s)""",
+        {"hour": hour, "end": hour + timedelta(hours=1), "event": Event.CARDINALITY_OVERFLOW.value,
+         "domain": SELF_DOMAIN, "message": message},
     )
     if cursor.fetchone()[0]:
         return

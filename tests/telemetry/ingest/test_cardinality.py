@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, transaction
 
+from telemetry import packing
 from telemetry.contract import CARDINALITY_BUDGET, OVERFLOW_LABELS, Event, Metric
 from telemetry.ingest import buffer, cardinality
 from telemetry.ingest.pipeline import ingest
-from telemetry.models import LogEvent, MetricSample, Series
+from telemetry.models import LogEvent, MetricSample, Series, StoredLogEvent
 from telemetry.otlp import Signal
 from tests.telemetry.ingest.otlp_builders import DELTA, counter, metrics_request, ns
 
@@ -51,3 +53,15 @@ def test_known_label_sets_keep_their_place():
 
     assert not MetricSample.objects.filter(labels=OVERFLOW_LABELS).exists()
     assert not LogEvent.objects.exists()
+
+
+def test_the_hourly_warning_is_not_repeated_once_its_hour_is_packed():
+    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5)))
+    with transaction.atomic(), connection.cursor() as cursor:
+        packing.pack_range(cursor, packing.LOGS, MINUTE - timedelta(hours=1), MINUTE + timedelta(hours=1))
+    cardinality.forget_known_series()
+
+    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5), second=2))
+
+    assert not LogEvent.objects.exists()  # nothing new hot: the hour's warning is packed already
+    assert StoredLogEvent.objects.filter(event=Event.CARDINALITY_OVERFLOW).count() == 1
