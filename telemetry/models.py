@@ -264,7 +264,7 @@ class StoredLogEvent(models.Model):
     """A log record as readers see it: hot or packed (the view `telemetry_log_events_all`, migration 0007).
 
     The `chunk_*` fields describe the chunk the record is packed in (a hot record is its own chunk:
-    its ts twice, no trace ids); filtering on them lets PostgreSQL skip chunks without unpacking them.
+    its ts twice, no trace filter); filtering on them lets PostgreSQL skip chunks without unpacking them.
     """
 
     pk = models.CompositePrimaryKey("id", "ts")
@@ -280,7 +280,7 @@ class StoredLogEvent(models.Model):
     attrs = models.JSONField(default=dict)
     chunk_first_ts = models.DateTimeField()
     chunk_last_ts = models.DateTimeField()
-    chunk_trace_ids = ArrayField(models.UUIDField(), null=True)
+    chunk_trace_bloom = models.BinaryField(null=True)
 
     class Meta:
         managed = False
@@ -307,7 +307,7 @@ class StoredTraceEntry(models.Model):
     kept_reason = models.CharField(max_length=1, null=True)
     chunk_first_ts = models.DateTimeField()
     chunk_last_ts = models.DateTimeField()
-    chunk_trace_ids = ArrayField(models.UUIDField(), null=True)
+    chunk_trace_bloom = models.BinaryField(null=True)
 
     class Meta:
         managed = False

@@ -12,13 +12,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import BooleanField, F, Func, Model, Q, QuerySet, UUIDField, Value
 
 from kaiku_ops.db_routers import read_alias
 from telemetry.packing import CHUNK_SPAN
 
-# Filtered on, never read: for a packed row `chunk_trace_ids` is the trace id of every row of its chunk.
-CHUNK_FIELDS = ("chunk_first_ts", "chunk_last_ts", "chunk_trace_ids")
+# Filtered on, never read: for a packed row `chunk_trace_bloom` is its chunk's filter of trace ids.
+CHUNK_FIELDS = ("chunk_first_ts", "chunk_last_ts", "chunk_trace_bloom")
 
 
 def rows(model: type[Model]) -> QuerySet:
@@ -54,10 +54,18 @@ def window_sql(start: datetime, end: datetime) -> tuple[str, list[datetime]]:
 
 
 def of_trace(trace_id: str) -> Q:
-    """Rows of one trace (32 lower-case hex digits, as stored), reading only the chunks that hold it."""
+    """Rows of one trace (32 lower-case hex digits, as stored), unpacking only the chunks whose Bloom filter
+    may hold it (a hot row has no filter)."""
     try:
         packed_id = uuid.UUID(hex=trace_id)
     except ValueError:
         # Not a trace id any stored row can have: still a valid (empty) answer, never an error.
-        return Q(trace_id=trace_id, chunk_trace_ids__isnull=True)
-    return Q(trace_id=trace_id) & (Q(chunk_trace_ids__contains=[packed_id]) | Q(chunk_trace_ids__isnull=True))
+        return Q(trace_id=trace_id, chunk_trace_bloom__isnull=True)
+    return Q(trace_id=trace_id) & Q(MayHoldTrace(F("chunk_trace_bloom"), Value(packed_id, UUIDField())))
+
+
+class MayHoldTrace(Func):
+    """SQL `telemetry_bloom_may_hold(bloom, trace_id)` (migration 0007)."""
+
+    function = "telemetry_bloom_may_hold"
+    output_field = BooleanField()

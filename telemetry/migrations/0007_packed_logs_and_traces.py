@@ -8,13 +8,15 @@ for spans. Each array holds one column of the chunk's rows, all in (ts, id) orde
 
 Readers use the views `telemetry_log_events_all` and `telemetry_trace_index_all`: the hot rows, then the
 packed ones unnested, with the columns and types of the hot tables. The `chunk_*` columns let a query
-skip whole chunks before unnesting them (for a hot row they are its own ts, and NULL trace ids):
+skip whole chunks before unnesting them (for a hot row they are its own ts, and a NULL filter):
   chunk_first_ts < end AND chunk_last_ts >= start    -- the chunks of a time window
-  chunk_trace_ids @> ARRAY[<uuid>] OR chunk_trace_ids IS NULL    -- the chunks holding a trace
+  telemetry_bloom_may_hold(chunk_trace_bloom, <uuid>)    -- the chunks that may hold a trace
+The trace filter is a Bloom filter of the chunk's trace ids (~18 bits an id, 3 probes, under 0.5 % false
+positives), filled by a trigger on insert: a chunk's trace-id array costs 16 bytes an id and does not
+compress, the filter an eighth of that.
 Ids are packed in binary (uuid, bigint); the CHECKs added to the hot tables guarantee they convert.
 """
 
-import django.contrib.postgres.fields
 from django.db import migrations, models
 
 from telemetry.partitions import ensure_partitions
@@ -27,6 +29,37 @@ ALTER TABLE telemetry_log_events
     ADD CONSTRAINT telemetry_log_events_span_id_hex CHECK (span_id ~ '^[0-9a-f]{16}$');
 ALTER TABLE telemetry_trace_index
     ADD CONSTRAINT telemetry_trace_index_trace_id_hex CHECK (trace_id ~ '^[0-9a-f]{32}$');
+
+-- A Bloom filter of trace ids: a power of two of at least 64 bytes, ~18 bits an id, 3 probes from md5.
+CREATE FUNCTION telemetry_trace_bloom(trace_ids uuid[]) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    WITH size AS (
+        SELECT greatest(64, 2 ^ ceil(log(2, greatest(cardinality(trace_ids), 1) * 18.0 / 8)))::int AS bytes
+    ), probes AS (
+        SELECT DISTINCT ('x' || substr(md5(id::text), p, 8))::bit(32)::bigint % (size.bytes * 8) AS bit
+        FROM size, unnest(trace_ids) AS ids(id), unnest(ARRAY[1, 9, 17]) AS probe(p)
+        WHERE id IS NOT NULL
+    ), set_bytes AS (
+        SELECT bit / 8 AS n, bit_or(1 << (bit % 8)::int) AS value FROM probes GROUP BY 1
+    )
+    SELECT decode(string_agg(lpad(to_hex(coalesce(set_bytes.value, 0)), 2, '0'), '' ORDER BY g.n), 'hex')
+    FROM size CROSS JOIN generate_series(0, size.bytes - 1) AS g(n) LEFT JOIN set_bytes ON set_bytes.n = g.n
+$$;
+
+-- Whether a chunk with filter `bloom` may hold `trace_id` (true when there is no filter: a hot row).
+CREATE FUNCTION telemetry_bloom_may_hold(bloom bytea, trace_id uuid) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT bloom IS NULL OR bool_and(
+        get_bit(bloom, (('x' || substr(md5(trace_id::text), p, 8))::bit(32)::bigint % (length(bloom) * 8))::int) = 1)
+    FROM unnest(ARRAY[1, 9, 17]) AS probe(p)
+$$;
+
+CREATE FUNCTION telemetry_chunk_trace_bloom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.trace_bloom := telemetry_trace_bloom(NEW.trace_ids);
+    RETURN NEW;
+END
+$$;
 
 CREATE TABLE telemetry_log_chunks (
     first_ts  timestamptz   NOT NULL,
@@ -41,7 +74,8 @@ CREATE TABLE telemetry_log_chunks (
     event     text[]        NOT NULL,
     message   text[]        NOT NULL,
     span_ids  bigint[]      NOT NULL,
-    attrs     jsonb[]       NOT NULL
+    attrs     jsonb[]       NOT NULL,
+    trace_bloom bytea       NULL
 ) PARTITION BY RANGE (first_ts);
 CREATE INDEX telemetry_log_chunks_first_ts ON telemetry_log_chunks (first_ts);
 COMMENT ON TABLE telemetry_log_chunks IS
@@ -60,23 +94,29 @@ CREATE TABLE telemetry_trace_chunks (
     span_name    text[]        NOT NULL,
     route        text[]        NOT NULL,
     status_code  text[]        NOT NULL,
-    kept_reason  "char"[]      NOT NULL
+    kept_reason  "char"[]      NOT NULL,
+    trace_bloom  bytea         NULL
 ) PARTITION BY RANGE (first_ts);
 CREATE INDEX telemetry_trace_chunks_first_ts ON telemetry_trace_chunks (first_ts);
 COMMENT ON TABLE telemetry_trace_chunks IS
     'packed telemetry_trace_index rows: one chunk per hour and (service, domain); see telemetry.packing';
+
+CREATE TRIGGER telemetry_log_chunks_trace_bloom BEFORE INSERT ON telemetry_log_chunks
+    FOR EACH ROW EXECUTE FUNCTION telemetry_chunk_trace_bloom();
+CREATE TRIGGER telemetry_trace_chunks_trace_bloom BEFORE INSERT ON telemetry_trace_chunks
+    FOR EACH ROW EXECUTE FUNCTION telemetry_chunk_trace_bloom();
 
 CREATE TABLE telemetry_log_chunks_default PARTITION OF telemetry_log_chunks DEFAULT;
 CREATE TABLE telemetry_trace_chunks_default PARTITION OF telemetry_trace_chunks DEFAULT;
 
 CREATE VIEW telemetry_log_events_all AS
 SELECT e.ts, e.id, e.level, e.service, e.domain, e.event, e.message, e.trace_id, e.span_id, e.attrs,
-       e.ts AS chunk_first_ts, e.ts AS chunk_last_ts, NULL::uuid[] AS chunk_trace_ids
+       e.ts AS chunk_first_ts, e.ts AS chunk_last_ts, NULL::bytea AS chunk_trace_bloom
 FROM telemetry_log_events e
 UNION ALL
 SELECT u.ts, u.id, c.level, c.service, c.domain, u.event, u.message,
        replace(u.trace_id::text, '-', ''), lpad(to_hex(u.span_id), 16, '0'), u.attrs,
-       c.first_ts, c.last_ts, c.trace_ids
+       c.first_ts, c.last_ts, c.trace_bloom
 FROM telemetry_log_chunks c
 CROSS JOIN LATERAL unnest(c.ts, c.id, c.event, c.message, c.trace_ids, c.span_ids, c.attrs)
     AS u(ts, id, event, message, trace_id, span_id, attrs);
@@ -84,11 +124,11 @@ COMMENT ON VIEW telemetry_log_events_all IS 'every stored log record: hot rows a
 
 CREATE VIEW telemetry_trace_index_all AS
 SELECT t.ts, t.id, t.duration_ms, t.trace_id, t.span_name, t.domain, t.route, t.status_code, t.service,
-       t.kept_reason, t.ts AS chunk_first_ts, t.ts AS chunk_last_ts, NULL::uuid[] AS chunk_trace_ids
+       t.kept_reason, t.ts AS chunk_first_ts, t.ts AS chunk_last_ts, NULL::bytea AS chunk_trace_bloom
 FROM telemetry_trace_index t
 UNION ALL
 SELECT u.ts, u.id, u.duration_ms, replace(u.trace_id::text, '-', ''), u.span_name, c.domain, u.route,
-       u.status_code, c.service, u.kept_reason, c.first_ts, c.last_ts, c.trace_ids
+       u.status_code, c.service, u.kept_reason, c.first_ts, c.last_ts, c.trace_bloom
 FROM telemetry_trace_chunks c
 CROSS JOIN LATERAL unnest(c.ts, c.id, c.duration_ms, c.trace_ids, c.span_name, c.route, c.status_code,
                           c.kept_reason)
@@ -101,6 +141,9 @@ DROP VIEW telemetry_trace_index_all;
 DROP VIEW telemetry_log_events_all;
 DROP TABLE telemetry_trace_chunks;
 DROP TABLE telemetry_log_chunks;
+DROP FUNCTION telemetry_chunk_trace_bloom();
+DROP FUNCTION telemetry_bloom_may_hold(bytea, uuid);
+DROP FUNCTION telemetry_trace_bloom(uuid[]);
 ALTER TABLE telemetry_trace_index DROP CONSTRAINT telemetry_trace_index_trace_id_hex;
 ALTER TABLE telemetry_log_events DROP CONSTRAINT telemetry_log_events_span_id_hex,
                                  DROP CONSTRAINT telemetry_log_events_trace_id_hex;
@@ -136,8 +179,7 @@ class Migration(migrations.Migration):
                     ("attrs", models.JSONField(default=dict)),
                     ("chunk_first_ts", models.DateTimeField()),
                     ("chunk_last_ts", models.DateTimeField()),
-                    ("chunk_trace_ids", django.contrib.postgres.fields.ArrayField(
-                        base_field=models.UUIDField(), null=True, size=None)),
+                    ("chunk_trace_bloom", models.BinaryField(null=True)),
                 ],
                 options={"db_table": "telemetry_log_events_all", "managed": False},
             ),
@@ -158,8 +200,7 @@ class Migration(migrations.Migration):
                     ("kept_reason", models.CharField(max_length=1, null=True)),
                     ("chunk_first_ts", models.DateTimeField()),
                     ("chunk_last_ts", models.DateTimeField()),
-                    ("chunk_trace_ids", django.contrib.postgres.fields.ArrayField(
-                        base_field=models.UUIDField(), null=True, size=None)),
+                    ("chunk_trace_bloom", models.BinaryField(null=True)),
                 ],
                 options={"db_table": "telemetry_trace_index_all", "managed": False},
             ),
