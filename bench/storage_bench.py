@@ -1,7 +1,10 @@
 """Storage benchmark: fill N days at the contract's `heavy` profile, then measure what matters.
 
-Reports table sizes per day and per 30 days, the purge of one expired day (and of one hour, the
-hourly steady state), the rollup refresh time and a few command-center queries.
+Fills the days as rows (as ingestion writes them), runs the packing job (telemetry.packing.pack_due: every
+hour older than TELEMETRY_PACK_AFTER_MINUTES moves into compressed chunks), then reports the packed steady
+state: table sizes per day (hot partitions and chunk tables) and per 30 days, bytes per packed record, the
+packing job's time per day of data, the purge of one expired day (and of one hour, the hourly steady state),
+the rollup refresh time and command-center queries through the `*_all` views.
 
 The data is generated inside PostgreSQL (INSERT ... SELECT generate_series), day by day, into a
 throwaway database `<default database>_storage_bench` on the configured server (dropped at the
@@ -12,14 +15,15 @@ them are in VOLUMES below and in docs/benchmarks.md.
     python -m bench.storage_bench --days 3   # per-day figures and the tiers, in minutes
     python -m bench.storage_bench --quick    # 2 days at 2 % volume: a smoke run
 
-Retention tiers (`--sample-days`, `--sampled-trace-days`, default 3 each): after the measurements at full
+Retention tiers (`--sample-days`, `--sampled-trace-days`, default: the settings): after the measurements at full
 volume, the bench applies them as retention would once the oldest filled days are past them, reports the
-size of a compacted trace day and projects 30 days at `heavy` with those tiers.
+size of a trace chunk day without its sampled-only spans and projects 30 days at `heavy` with those tiers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -33,12 +37,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kaiku_ops.settings")
 django.setup()
 
 import psycopg  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from telemetry.contract import CATALOGUE, Kind, Label, Metric  # noqa: E402
+from telemetry.packing import (  # noqa: E402
+    CHUNK_SPAN,
+    LOG_CHUNKS,
+    LOG_TABLE,
+    LOG_VIEW,
+    LOGS,
+    TRACE_CHUNKS,
+    TRACE_TABLE,
+    TRACE_VIEW,
+    TRACES,
+    pack_due,
+    pack_range,
+)
 from telemetry.partitions import PARTITIONED_TABLES  # noqa: E402
 from telemetry.retention import enforce_retention  # noqa: E402
 from telemetry.rollups import ROLLUP_VIEWS, refresh_rollups  # noqa: E402
@@ -253,10 +271,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--days", type=int, default=31, help="days to fill, ending yesterday (default 31)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the heavy volume (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--sample-days", type=int, default=3,
-                        help="minute samples tier to apply and project, days (default 3; 30 = no tier)")
-    parser.add_argument("--sampled-trace-days", type=int, default=3,
-                        help="sampled-only spans tier to apply and project, days (default 3; 30 = no tier)")
+    parser.add_argument("--sample-days", type=int, default=settings.TELEMETRY_SAMPLE_RETENTION_DAYS,
+                        help="minute samples tier to apply and project, days (default: the setting; 30 = no tier)")
+    parser.add_argument("--sampled-trace-days", type=int, default=settings.TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS,
+                        help="sampled-only spans tier to apply and project, days (default: the setting; 30 = no tier)")
     args = parser.parse_args(argv)
     days, scale = (2, 0.02) if args.quick else (args.days, args.scale)
     args.days_filled = days
@@ -281,10 +299,26 @@ def main(argv: list[str]) -> int:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def window(start: datetime, end: datetime) -> str:
+    """The predicates that let a view query skip the chunks outside [start, end) before unnesting them."""
+    hour = int(CHUNK_SPAN.total_seconds())
+    return (f"ts >= '{start.isoformat()}' AND ts < '{end.isoformat()}'"
+            f" AND chunk_first_ts >= '{(start - timedelta(seconds=hour)).isoformat()}'"
+            f" AND chunk_first_ts < '{end.isoformat()}' AND chunk_last_ts >= '{start.isoformat()}'")
+
+
+def packed_records(cursor, chunk_table: str, day: datetime) -> tuple[int, int]:
+    """(records, chunks) in one day partition of a chunk table."""
+    cursor.execute(f"SELECT coalesce(sum(row_count), 0), count(*) FROM {chunk_table}_p{day:%Y%m%d}")
+    records, chunks = cursor.fetchone()
+    return int(records), int(chunks)
+
+
 def run(days: int, scale: float, args) -> int:
     call_command("migrate", database=ALIAS, verbosity=0)
     connection = connections[ALIAS]
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     fill_days = [today - timedelta(days=offset) for offset in range(days, 0, -1)]
     print(f"storage bench: {days} days at {scale:g} x heavy, database {connection.settings_dict['NAME']}")
     with connection.cursor() as cursor:
@@ -307,36 +341,67 @@ def run(days: int, scale: float, args) -> int:
             cursor.execute(f"SELECT count(*) FROM {table}")
             counts[table] = cursor.fetchone()[0]
         full_day = fill_days[len(fill_days) // 2]
+        unpacked = {table: _size(cursor, f"{table}_p{full_day:%Y%m%d}") for table in (LOG_TABLE, TRACE_TABLE)}
+        print(f"  one day as rows, before packing: {LOG_TABLE} {mib(unpacked[LOG_TABLE])}, "
+              f"{TRACE_TABLE} {mib(unpacked[TRACE_TABLE])}")
+
+    # The packing job as beat runs it: every hour older than the setting, both tables, hour by hour.
+    report = pack_due(now=now, using=ALIAS)
+    print(f"  packing job: {report.rows_packed[LOG_TABLE]:,} log records and {report.rows_packed[TRACE_TABLE]:,} "
+          f"spans of {report.hours_packed[LOG_TABLE]} + {report.hours_packed[TRACE_TABLE]} hours in "
+          f"{report.duration_ms / 1000:.1f} s = {report.duration_ms / 1000 / days:.2f} s per day of data; "
+          f"{len(report.partitions_truncated)} emptied hot partitions truncated")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
         per_day = day_sizes(cursor, full_day)
-        trace_day = f"telemetry_trace_index_p{full_day:%Y%m%d}"
-        cursor.execute(f"SELECT count(*) FROM {trace_day}")
-        trace_day_rows = cursor.fetchone()[0]
+        log_records, log_chunks = packed_records(cursor, LOG_CHUNKS, full_day)
+        span_records, span_chunks = packed_records(cursor, TRACE_CHUNKS, full_day)
         totals = table_sizes(cursor, PARTITIONED_TABLES)
-        print(f"\n  {'table':28} {'rows/day':>12} {'size/day':>12} {'x30 days':>12}")
+        print(f"\n  packed steady state, one full day ({full_day:%Y-%m-%d}):")
+        print(f"  {'table':28} {'rows/day':>12} {'size/day':>12} {'x30 days':>12}")
         for table in PARTITIONED_TABLES:
-            print(f"  {table:28} {counts[table] / days:12,.0f} {mib(per_day[table]):>12} "
-                  f"{mib(per_day[table] * 30):>12}")
+            rows = {LOG_CHUNKS: log_chunks, TRACE_CHUNKS: span_chunks}.get(table, counts[table] / days)
+            print(f"  {table:28} {rows:12,.0f} {mib(per_day[table]):>12} {mib(per_day[table] * 30):>12}")
+        print(f"  bytes per packed record (whole day partition incl. TOAST and index): "
+              f"log {per_day[LOG_CHUNKS] / max(log_records, 1):.1f} ({log_records:,} records in {log_chunks} chunks), "
+              f"span {per_day[TRACE_CHUNKS] / max(span_records, 1):.1f} "
+              f"({span_records:,} spans in {span_chunks} chunks)")
+        for chunk_table, records in ((LOG_CHUNKS, log_records), (TRACE_CHUNKS, span_records)):
+            parts = relation_sizes(cursor, f"{chunk_table}_p{full_day:%Y%m%d}")
+            print(f"    {chunk_table} bytes/record: {_per_row(parts, records)}")
         native = [table for table in PARTITIONED_TABLES if not table.startswith("connection_")]
-        print(f"  native telemetry tables: {mib(sum(per_day[t] for t in native))}/day, "
+        print(f"  native telemetry tables (hot + chunks, no tiers): {mib(sum(per_day[t] for t in native))}/day, "
               f"{mib(30 * sum(per_day[t] for t in native))}/30 days "
               f"(with voice copies: {mib(30 * sum(per_day.values()))}); all {days} days stored: "
               f"{mib(sum(totals.values()))}")
-        print(f"  trace index bytes/row ({trace_day_rows:,} rows): "
-              f"{_per_row(relation_sizes(cursor, trace_day), trace_day_rows)}")
+        args.unpacked = unpacked
 
-        day_ago = today - timedelta(days=1)
+        day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
+        last_trace_of_yesterday = (int(VOLUMES.trace_rows * scale) - 1) // 3  # the fill's trace numbering
+        recent_trace = md5_hex(f"{last_trace_of_yesterday}{fill_days[-1].isoformat()}")
+        week_trace = md5_hex(f"7{fill_days[max(len(fill_days) - 5, 0)].isoformat()}")
+        # The chunk pre-filter of a trace look-up: the chunk's Bloom filter of trace ids (NULL for a hot row).
+        one_trace = (f"SELECT * FROM {TRACE_VIEW} WHERE trace_id = %s"
+                     " AND telemetry_bloom_may_hold(chunk_trace_bloom, %s::uuid) AND {window}")
         queries = {
             "latest 100 ERROR logs, 24 h": (
-                "SELECT * FROM telemetry_log_events WHERE level = 'ERROR' AND ts >= %s ORDER BY ts DESC LIMIT 100",
-                [day_ago]),
+                f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(day_ago, now)}"
+                " ORDER BY ts DESC, id DESC LIMIT 100", []),
+            # The API reads a 7 d list in slices, newest hour first (command_center/selectors/pagination.py).
+            "latest 100 ERROR logs, 7 d (first slice: 1 h)": (
+                f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(now - timedelta(hours=1), now)}"
+                " ORDER BY ts DESC, id DESC LIMIT 100", []),
             "latest 100 voice logs, 24 h": (
-                "SELECT * FROM telemetry_log_events WHERE domain = 'voice' AND ts >= %s ORDER BY ts DESC LIMIT 100",
-                [day_ago]),
-            "100 slowest db spans, 24 h": (
-                "SELECT * FROM telemetry_trace_index WHERE domain = 'db' AND ts >= %s"
-                " ORDER BY duration_ms DESC LIMIT 100", [day_ago]),
-            "spans of one trace": (
-                "SELECT * FROM telemetry_trace_index WHERE trace_id = md5('7' || %s)", [full_day.isoformat()]),
+                f"SELECT * FROM {LOG_VIEW} WHERE domain = 'voice' AND {window(day_ago, now)}"
+                " ORDER BY ts DESC, id DESC LIMIT 100", []),
+            "spans of one trace, 24 h window": (
+                one_trace.format(window=window(day_ago, now)), [recent_trace, recent_trace]),
+            "spans of one trace, 7 d window": (
+                one_trace.format(window=window(week_ago, now)), [week_trace, week_trace]),
+            "slow queries (db spans by name, p95), 24 h": (
+                "SELECT span_name, count(*), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)"
+                f" FROM {TRACE_VIEW} WHERE domain = 'db' AND {window(day_ago, now)}"
+                " GROUP BY span_name ORDER BY 3 DESC LIMIT 10", []),
             "requests per minute, 24 h": (
                 "SELECT ts, sum(value_count) FROM telemetry_metric_samples WHERE metric_name = %s AND ts >= %s"
                 " GROUP BY ts ORDER BY ts", [str(Metric.HTTP_REQUESTS_TOTAL), day_ago]),
@@ -356,7 +421,15 @@ def run(days: int, scale: float, args) -> int:
         print(f"  rollups (hourly table, daily view): {mib(args.rollup_bytes)}")
         print("\n  command-center queries (median of 5):")
         for label, (sql, params) in queries.items():
-            print(f"    {label:48} {timed_query(cursor, sql, params):8.1f} ms")
+            cursor.execute(sql, params)
+            found = len(cursor.fetchall())
+            print(f"    {label:48} {timed_query(cursor, sql, params):8.1f} ms  ({found} rows)")
+
+    with connection.cursor() as cursor:
+        args.hot_end_of_day = hot_partitions_at_end_of_day(cursor, full_day, today)
+    print(f"  today's hot partitions at the end of a day packed hourly (VACUUM after each pack, as autovacuum): "
+          f"{LOG_TABLE} {mib(args.hot_end_of_day[LOG_TABLE])}, {TRACE_TABLE} {mib(args.hot_end_of_day[TRACE_TABLE])}"
+          f" (a whole day as rows: {mib(unpacked[LOG_TABLE])}, {mib(unpacked[TRACE_TABLE])})")
 
     print("\n  maintenance:")
     durations = refresh_rollups(using=ALIAS, full=True)
@@ -368,6 +441,10 @@ def run(days: int, scale: float, args) -> int:
                        [last_hour, today])
     durations = refresh_rollups(using=ALIAS)
     print("    hourly rollup refresh (one hour changed): " + _durations(durations))
+    started = time.perf_counter()
+    idle = pack_due(now=now, using=ALIAS)
+    print(f"    packing job with nothing due: {(time.perf_counter() - started) * 1000:.0f} ms "
+          f"({idle.total_rows} rows)")
     # The cap alone first (the tiers' work is measured on its own below).
     no_tiers = override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=30, TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=30)
     if days == 31:
@@ -382,10 +459,10 @@ def run(days: int, scale: float, args) -> int:
         purge_ms = sum(t.duration_ms for t in report.tables)
         print(f"    hourly purge inside the boundary day: {report.rows_deleted:,} rows in {purge_ms} ms "
               f"(+ rollup refresh; whole run {report.duration_ms} ms)")
-        measure_tiers(today + timedelta(hours=1), per_day, args)
+        measure_tiers(today + timedelta(hours=1), full_day, per_day, args)
     else:
-        # The oldest filled day just past the trace tier, so that its trace partition gets compacted.
-        measure_tiers(fill_days[0] + timedelta(days=1 + args.sampled_trace_days), per_day, args)
+        # The oldest filled day just past the trace tier, so that its trace chunks get rewritten.
+        measure_tiers(fill_days[0] + timedelta(days=1 + args.sampled_trace_days), fill_days[0], per_day, args)
         with no_tiers:
             report = enforce_retention(now=fill_days[0] + timedelta(days=31), using=ALIAS)
         purge_ms = sum(t.duration_ms for t in report.tables)
@@ -395,48 +472,77 @@ def run(days: int, scale: float, args) -> int:
     return 0
 
 
-def measure_tiers(now: datetime, per_day: dict[str, int], args) -> None:
+def hot_partitions_at_end_of_day(cursor, source_day: datetime, today: datetime) -> dict[str, int]:
+    """Replay `source_day`'s log records and spans into today hour by hour, packing each hour once the next
+    one has begun and vacuuming the hot partitions after each pack; returns their sizes after the 24th hour
+    (today's partitions are truncated only once the day is over, so this is their largest)."""
+    shift = today - source_day
+    copies = {
+        LOG_TABLE: (LOG_VIEW, "ts, id, level, service, domain, event, message, trace_id, span_id, attrs",
+                    "ts + %s, gen_random_uuid(), level, service, domain, event, message, trace_id, span_id, attrs"),
+        TRACE_TABLE: (TRACE_VIEW, "ts, id, duration_ms, trace_id, span_name, domain, route, status_code, service,"
+                      " kept_reason", "ts + %s, gen_random_uuid(), duration_ms, trace_id, span_name, domain, route,"
+                      " status_code, service, kept_reason"),
+    }
+    partitions = {table: f"{table}_p{today:%Y%m%d}" for table in copies}
+    for hour in range(24):
+        start = source_day + timedelta(hours=hour)
+        for table, (view, columns, values) in copies.items():
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {values} FROM {view}"
+                           f" WHERE {window(start, start + timedelta(hours=1))}", [shift])
+        if hour:
+            packed_hour = today + timedelta(hours=hour - 1)
+            for shape in (LOGS, TRACES):
+                pack_range(cursor, shape, packed_hour, packed_hour + timedelta(hours=1))
+            for partition in partitions.values():
+                cursor.execute(f"VACUUM {partition}")
+    return {table: _size(cursor, partition) for table, partition in partitions.items()}
+
+
+def md5_hex(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - the fill's trace ids, not a secret
+
+
+def measure_tiers(now: datetime, tiered_day: datetime, per_day: dict[str, int], args) -> None:
     """Apply the retention tiers as the hourly job would at `now`; print what they removed, the size of a
-    compacted trace day and the 30-day projection at this volume."""
+    trace chunk day past the tier (`tiered_day`) and the 30-day projection at this volume."""
     tiers = {"TELEMETRY_SAMPLE_RETENTION_DAYS": args.sample_days,
              "TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS": args.sampled_trace_days}
     with override_settings(**tiers):
-        # The empty partitions before the filled days first, so that the run measured compacts filled days only.
+        # The empty days before the filled ones first, so that the run measured works on filled days only.
         enforce_retention(now=now - timedelta(days=1), using=ALIAS)
         report = enforce_retention(now=now, using=ALIAS)
     print(f"\n  retention tiers (samples {args.sample_days} d, sampled-only spans {args.sampled_trace_days} d), "
           f"as at {now:%Y-%m-%d %H:%M}:")
     for tier in report.tiers:
-        changed = len(tier.partitions_dropped) + len(tier.partitions_compacted)
-        print(f"    {tier.table}, {tier.tier}: {tier.rows_deleted:,} rows, {len(tier.partitions_dropped)} "
-              f"partitions dropped, {len(tier.partitions_compacted)} compacted in {tier.duration_ms:,} ms"
-              + (f" ({tier.duration_ms / changed:,.0f} ms per partition)" if changed else ""))
-    traces = "telemetry_trace_index"
-    compacted = sorted(name for tier in report.tiers for name in tier.partitions_compacted)
+        print(f"    {tier.table}, {tier.tier}: {tier.rows_deleted:,} rows ({tier.packed_rows_deleted:,} packed), "
+              f"{len(tier.partitions_dropped)} partitions dropped in {tier.duration_ms:,} ms")
+    with override_settings(**tiers):  # the next hourly run, with no new day past the tiers
+        again = enforce_retention(now=now + timedelta(minutes=30), using=ALIAS)
+    print("    next hourly run, nothing new past the tiers: "
+          + ", ".join(f"{tier.tier} {tier.duration_ms:,} ms ({tier.rows_deleted:,} rows)" for tier in again.tiers))
+    chunk_day = f"{TRACE_CHUNKS}_p{tiered_day:%Y%m%d}"
     with connections[ALIAS].cursor() as cursor:
-        # The empty days before the filled ones are compacted too: take the biggest compacted day.
-        sizes = {name: _size(cursor, name) for name in compacted}
-    compacted_day = max(sizes, key=sizes.get) if sizes else None
+        tiered_size = _size(cursor, chunk_day)
+        records, chunks = packed_records(cursor, TRACE_CHUNKS, tiered_day)
+        print(f"    trace chunk day past the tier ({tiered_day:%Y-%m-%d}): {records:,} spans in {chunks} chunks, "
+              f"{mib(tiered_size)} (full day {mib(per_day[TRACE_CHUNKS])}); "
+              f"{tiered_size / max(records, 1):.1f} bytes/span")
     rollups = args.rollup_bytes * 30 / args.days_filled  # as first refreshed; hourly + daily rows grow with days
-    with connections[ALIAS].cursor() as cursor:
-        if compacted_day is None:
-            print("    (no trace day was compacted: nothing to project)")
-            return
-        cursor.execute(f"SELECT count(*) FROM {compacted_day}")
-        rows = cursor.fetchone()[0]
-        compacted_size = _size(cursor, compacted_day)
-        print(f"    compacted trace day: {rows:,} rows, {mib(compacted_size)} (full day {mib(per_day[traces])}); "
-              f"bytes/row: {_per_row(relation_sizes(cursor, compacted_day), rows)}")
     sample_days = min(args.sample_days, 30)
     trace_days = min(args.sampled_trace_days, 30)
     projected = {
-        traces: trace_days * per_day[traces] + (30 - trace_days) * compacted_size,
+        TRACE_CHUNKS: trace_days * per_day[TRACE_CHUNKS] + (30 - trace_days) * tiered_size,
         "telemetry_metric_samples": sample_days * per_day["telemetry_metric_samples"],
         "rollups (hourly table + daily view)": rollups,
+        # Today's rows are packed hour by hour and autovacuum lets the partition reuse their space; it is
+        # emptied (truncated) once the day is over. Its size at the end of a replayed day:
+        f"{LOG_TABLE} (today, hot)": args.hot_end_of_day[LOG_TABLE],
+        f"{TRACE_TABLE} (today, hot)": args.hot_end_of_day[TRACE_TABLE],
     }
     projected.update({table: 30 * size for table, size in per_day.items()
                       if table not in projected and not table.startswith("connection_")})
-    print("    projected 30 days at this volume with these tiers:")
+    print("    projected 30 days at this volume with these tiers (packed steady state):")
     for table, size in projected.items():
         print(f"      {table:38} {mib(int(size)):>12}")
     print(f"      {'native telemetry together':38} {mib(int(sum(projected.values()))):>12}")

@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
     "ensure-partitions": {"task": "telemetry.tasks.ensure_partitions", "schedule": 6 * 3600.0},
     "refresh-rollups": {"task": "telemetry.tasks.refresh_rollups", "schedule": 3600.0},
     "enforce-retention": {"task": "telemetry.tasks.enforce_retention", "schedule": 3600.0},
+    # due hours of logs and spans into compressed chunks; a run with nothing due is a few index probes
+    "pack-telemetry": {"task": "telemetry.tasks.pack_telemetry", "schedule": 600.0, "options": {"expires": 600}},
     # closed minutes of the durable metric buffer become telemetry_metric_samples rows
     "flush-metric-points": {"task": "telemetry.tasks.flush_metric_points", "schedule": 60.0},
     # service health matrix: every probe with a short timeout, results cached, transitions recorded
@@ -260,11 +262,15 @@ TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=20 * 1024
 TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0.01)
 TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
 # Per-label-set minute samples are the bulk of metric storage; older ranges are answered from the per-metric
-# minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage").
-TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=3)
-# Spans kept only because their trace was sampled (not errors, not slow) are most of the trace index; their day
-# partitions are rewritten without them once this old. Errors and slow spans stay the full 30 days.
-TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS", default=3)
+# minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage"). Two days keep
+# per-label minute detail for an incident and the day after; with packing, all native tables fit 1 GB at `heavy`.
+TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=2)
+# Spans kept only because their trace was sampled (not errors, not slow) are most of the trace index; each day of
+# trace chunks is rewritten without them once the whole day is this old. Errors and slow spans stay 30 days.
+TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS", default=1)
+# Log records and spans of every whole hour that ended this long ago are packed into compressed per-hour
+# chunks (telemetry.packing); until then they stay rows, which late and re-sent records still reach.
+TELEMETRY_PACK_AFTER_MINUTES = env.int("TELEMETRY_PACK_AFTER_MINUTES", default=60)
 
 # --- Command Center --------------------------------------------------------------------------------
 # Thresholds (COMMAND_CENTER_*_WARN/_CRIT) are read by telemetry.contract.load_thresholds from the

@@ -9,6 +9,7 @@ from telemetry.contract import RETENTION_DAYS
 
 CHECK_ID = "telemetry"
 RETENTION_TIER_SETTINGS = ("TELEMETRY_SAMPLE_RETENTION_DAYS", "TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS")
+PACK_AFTER_MINUTES_RANGE = (10, 1440)
 
 
 @checks.register(checks.Tags.compatibility)
@@ -27,3 +28,16 @@ def check_retention_tiers(app_configs=None, **kwargs) -> list[checks.CheckMessag
         messages.append(checks.Error(f"TELEMETRY_TRACE_SAMPLE_RATE must be between 0 and 1, got {rate!r}",
                                      id=f"{CHECK_ID}.E002"))
     return messages
+
+
+@checks.register(checks.Tags.compatibility)
+def check_packing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Packing sooner than 10 minutes after an hour would pack rows still arriving late (they become extra
+    chunks); later than a day keeps a whole day as rows, the storage packing exists to avoid."""
+    value = settings.TELEMETRY_PACK_AFTER_MINUTES
+    low, high = PACK_AFTER_MINUTES_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return [checks.Error(f"TELEMETRY_PACK_AFTER_MINUTES must be a whole number of minutes from {low} to {high}"
+                             f" (log records and spans are packed once an hour is that old), got {value!r}",
+                             id=f"{CHECK_ID}.E003")]
+    return []

@@ -18,6 +18,7 @@ class Job(StrEnum):
     PURGE = "purge_telemetry"
     REFRESH_ROLLUPS = "refresh_rollups"
     ENSURE_PARTITIONS = "ensure_partitions"
+    PACK = "pack_telemetry"  # telemetry.packing.pack_due
 
 
 @contextmanager

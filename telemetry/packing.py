@@ -5,14 +5,26 @@ A chunk (migration 0007) holds the rows of one hour and one segment — (level, 
 of that size on its own (TOAST), so a packed log record costs ~50 bytes instead of ~350 as a row.
 Readers see hot and packed rows alike through the `*_all` views.
 
-Every function here runs inside the caller's transaction: packing a day either happens wholly or not
-at all.
+The statements (`pack_range`, `repack_chunks`) run inside the caller's transaction, each one wholly or
+not at all. `pack_due` is the periodic job: every whole hour that ended `TELEMETRY_PACK_AFTER_MINUTES` ago
+is packed, each hour in its own transaction, so a killed run loses nothing and the next one carries on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import OperationalError, connections, transaction
+from django.utils import timezone
+
+from telemetry.jobs import Job, job_run
+from telemetry.partitions import day_partitions, default_partition_name, lock_partitions
+
+logger = logging.getLogger(__name__)
 
 LOG_TABLE = "telemetry_log_events"
 TRACE_TABLE = "telemetry_trace_index"
@@ -23,6 +35,9 @@ TRACE_VIEW = "telemetry_trace_index_all"
 # A chunk never spans more than this: readers widen a window's lower bound by it to find the chunks
 # that overlap the window by their `first_ts` (the chunk tables' partition key).
 CHUNK_SPAN = timedelta(hours=1)
+# A hot partition emptied by packing keeps its pages (and its index pages, which VACUUM never gives back)
+# until it is truncated; below this it is as good as empty (an empty partition with its indexes is ~64 kB).
+EMPTIED_PARTITION_MIN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,13 +82,14 @@ TRACES = PackedShape(
     ),
 )
 
-def _pack_select(shape: PackedShape, source: str, where: str) -> str:
-    """INSERT of the chunks built from the hot-shaped rows of `source` matching `where`."""
+def _pack_select(shape: PackedShape, source: str, where: str, target: str | None = None) -> str:
+    """INSERT into `target` (default: the chunk table) of the chunks built from the hot-shaped rows of `source`
+    matching `where`."""
     columns = ("first_ts", "last_ts", *shape.segment, "row_count", *(name for name, _ in shape.elements))
     arrays = ", ".join(f"array_agg({expression} ORDER BY ts, id)" for _, expression in shape.elements)
     segment = ", ".join(shape.segment)
     return (
-        f"INSERT INTO {shape.chunk_table} ({', '.join(columns)}) "
+        f"INSERT INTO {target or shape.chunk_table} ({', '.join(columns)}) "
         f"SELECT min(ts), max(ts), {segment}, count(*), {arrays} "
         f"FROM {source} WHERE {where} "
         f"GROUP BY date_trunc('hour', ts), {segment}"
@@ -81,16 +97,25 @@ def _pack_select(shape: PackedShape, source: str, where: str) -> str:
 
 
 def pack_range(cursor, shape: PackedShape, start: datetime, end: datetime) -> int:
-    """Move the hot rows with `start <= ts < end` into chunks; returns the rows moved.
+    """Move the hot rows with `start <= ts < end` into chunks; returns the rows packed.
 
     One statement deletes the rows and packs exactly the rows it deleted, so it needs no lock: a row
     written meanwhile is not seen, stays hot and is packed by a later run (into further chunks).
+    A row whose (ts, id) is already packed is a re-sent record arriving after its hour was packed (ids are
+    deterministic, the hot tables' ON CONFLICT DO NOTHING no longer sees the packed copy): it is dropped.
     """
+    already_packed = (
+        f"SELECT p.ts, p.id FROM {shape.chunk_table} c CROSS JOIN LATERAL unnest(c.ts, c.id) AS p(ts, id) "
+        "WHERE c.first_ts >= date_trunc('hour', %s::timestamptz) AND c.first_ts < %s"
+    )
     cursor.execute(
         f"WITH moved AS (DELETE FROM {shape.hot_table} WHERE ts >= %s AND ts < %s RETURNING *), "
-        f"packed AS ({_pack_select(shape, 'moved', 'TRUE')} RETURNING row_count) "
+        f"already_packed AS ({already_packed}), "
+        "fresh AS (SELECT * FROM moved m WHERE NOT EXISTS "
+        "(SELECT 1 FROM already_packed a WHERE a.ts = m.ts AND a.id = m.id)), "
+        f"packed AS ({_pack_select(shape, 'fresh', 'TRUE')} RETURNING row_count) "
         "SELECT coalesce(sum(row_count), 0) FROM packed",
-        [start, end],
+        [start, end, start, end],
     )
     return int(cursor.fetchone()[0])
 
@@ -99,18 +124,46 @@ def repack_chunks(cursor, shape: PackedShape, chunk_filter: str, filter_params: 
                   keep_params: list) -> tuple[int, int]:
     """Rewrite the chunks matching `chunk_filter` (SQL over the chunk table's columns) with only their rows
     matching `keep` (SQL over the hot table's columns, e.g. `ts >= %s`). Returns (rows kept, rows removed).
-    Drops the sampled-only spans of old days, and the rows of a chunk older than the retention cutoff."""
+    Drops the sampled-only spans of old days, and the rows of a chunk older than the retention cutoff.
+
+    Like `pack_range`, one statement: it rewrites exactly the chunks it deleted, so chunks a concurrent
+    `pack_range` adds meanwhile are left alone (and a concurrent repack skips the chunks this one took).
+    """
+    rows = unpacked_select(shape, "gone")
     cursor.execute(
-        "CREATE TEMPORARY TABLE repack_rows ON COMMIT DROP AS "
-        + unpacked_select(shape, f"(SELECT * FROM {shape.chunk_table} WHERE {chunk_filter})"),
-        filter_params,
+        f"WITH gone AS (DELETE FROM {shape.chunk_table} WHERE {chunk_filter} RETURNING *), "
+        f"unpacked AS ({rows}), "
+        f"kept AS ({_pack_select(shape, 'unpacked', keep)} RETURNING row_count) "
+        "SELECT (SELECT count(*) FROM unpacked), (SELECT coalesce(sum(row_count), 0) FROM kept)",
+        [*filter_params, *keep_params],
     )
-    cursor.execute(f"SELECT count(*), count(*) FILTER (WHERE {keep}) FROM repack_rows", keep_params)
+    before, kept = cursor.fetchone()
+    return int(kept), int(before - kept)
+
+
+def compact_partition(cursor, shape: PackedShape, partition: str, chunk_filter: str, filter_params: list, keep: str,
+                      keep_params: list) -> tuple[int, int]:
+    """`repack_chunks` for the chunks of one day partition, which is rewritten whole: returns (rows kept, rows
+    removed). Deleted chunks would leave their space behind (VACUUM only marks it free, and nothing is written
+    into an old day again); TRUNCATE gives it back. Holds the partition exclusively until the caller's
+    transaction ends; a rollback leaves the partition as it was."""
+    cursor.execute(f"LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE")
+    cursor.execute(f"CREATE TEMPORARY TABLE compacted_chunks (LIKE {shape.chunk_table}) ON COMMIT DROP")
+    # IS NOT TRUE: `x = ANY(array)` is NULL, not false, when the array holds a NULL and no x.
+    cursor.execute(f"INSERT INTO compacted_chunks SELECT * FROM {partition} WHERE ({chunk_filter}) IS NOT TRUE",
+                   filter_params)
+    rows = unpacked_select(shape, f"(SELECT * FROM {partition} WHERE {chunk_filter})")
+    cursor.execute(
+        f"WITH unpacked AS ({rows}), "
+        f"kept AS ({_pack_select(shape, 'unpacked', keep, target='compacted_chunks')} RETURNING row_count) "
+        "SELECT (SELECT count(*) FROM unpacked), (SELECT coalesce(sum(row_count), 0) FROM kept)",
+        [*filter_params, *keep_params],
+    )
     before, kept = cursor.fetchone()
     if before:
-        cursor.execute(f"DELETE FROM {shape.chunk_table} WHERE {chunk_filter}", filter_params)
-        cursor.execute(_pack_select(shape, "repack_rows", keep), keep_params)
-    cursor.execute("DROP TABLE repack_rows")
+        cursor.execute(f"TRUNCATE {partition}")
+        cursor.execute(f"INSERT INTO {partition} SELECT * FROM compacted_chunks")
+    cursor.execute("DROP TABLE compacted_chunks")
     return int(kept), int(before - kept)
 
 
@@ -129,3 +182,96 @@ def unpacked_select(shape: PackedShape, chunks: str) -> str:
     segment = ", ".join(f"c.{name}" for name in shape.segment)
     return (f"SELECT {segment}, {', '.join(columns)} FROM {chunks} c "
             f"CROSS JOIN LATERAL unnest({', '.join(f'c.{name}' for name in names)}) AS u({', '.join(names)})")
+
+
+@dataclass
+class PackReport:
+    horizon: datetime  # every hour before it was due
+    rows_packed: dict[str, int] = field(default_factory=dict)  # hot table -> rows packed
+    hours_packed: dict[str, int] = field(default_factory=dict)  # hot table -> hours that had hot rows
+    partitions_truncated: list[str] = field(default_factory=list)  # hot partitions emptied by packing
+    duration_ms: int = 0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows_packed.values())
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "horizon": self.horizon.isoformat(), "total_rows": self.total_rows}
+
+
+def pack_horizon(now: datetime) -> datetime:
+    """The end of the last whole hour that ended `TELEMETRY_PACK_AFTER_MINUTES` or more before `now`."""
+    due = now - timedelta(minutes=settings.TELEMETRY_PACK_AFTER_MINUTES)
+    return due.replace(minute=0, second=0, microsecond=0)
+
+
+def pack_due(now: datetime | None = None, using: str = "default") -> PackReport:
+    """Pack every due hour of both hot tables (default partitions included), oldest first.
+
+    Each hour is one transaction holding the chunk table's partition lock (so `ensure_partitions` never
+    sees a chunk land in the default partition while it moves that partition's rows). Idempotent: an hour
+    without hot rows costs one index probe, late rows of a packed hour become further chunks.
+    Then the hot partitions wholly before the horizon that packing emptied are truncated, giving back
+    their space at once.
+    """
+    report = PackReport(horizon=pack_horizon(now or timezone.now()))
+    started = time.perf_counter()
+    with job_run(Job.PACK, using=using) as details:
+        try:
+            for shape in (LOGS, TRACES):
+                report.rows_packed[shape.hot_table] = report.hours_packed[shape.hot_table] = 0
+                for hour in _hours_with_hot_rows(shape, report.horizon, using):
+                    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+                        lock_partitions(cursor, shape.chunk_table)
+                        report.rows_packed[shape.hot_table] += pack_range(cursor, shape, hour, hour + CHUNK_SPAN)
+                    report.hours_packed[shape.hot_table] += 1
+                report.partitions_truncated += _truncate_emptied_partitions(shape.hot_table, report.horizon, using)
+        finally:
+            report.duration_ms = round((time.perf_counter() - started) * 1000)
+            details.update(report.as_dict())
+    logger.info("telemetry packing: %d log records and %d spans of the hours before %s packed in %d ms",
+                report.rows_packed[LOG_TABLE], report.rows_packed[TRACE_TABLE], report.horizon.isoformat(),
+                report.duration_ms)
+    return report
+
+
+def _hours_with_hot_rows(shape: PackedShape, horizon: datetime, using: str):
+    """The hours before `horizon` holding hot rows, oldest first, each found by one probe of the (ts, id) key
+    when asked for (rows of an hour already yielded that arrive later wait for the next run)."""
+    after = None
+    while True:
+        with connections[using].cursor() as cursor:
+            cursor.execute(f"SELECT date_trunc('hour', min(ts)) FROM {shape.hot_table} WHERE ts < %s"
+                           + (" AND ts >= %s" if after else ""), [horizon, after] if after else [horizon])
+            hour = cursor.fetchone()[0]
+        if hour is None:
+            return
+        yield hour
+        after = hour + CHUNK_SPAN
+
+
+def _truncate_emptied_partitions(table: str, horizon: datetime, using: str) -> list[str]:
+    """TRUNCATE the partitions of `table` holding only due hours (and the default partition) that are empty
+    but still occupy space. Under an exclusive lock, so no row can arrive between the check and the
+    TRUNCATE; a partition someone is reading is skipped (NOWAIT) and truncated by a later run."""
+    quote = connections[using].ops.quote_name
+    candidates = [p.name for p in day_partitions(table, using) if p.end <= horizon] + [default_partition_name(table)]
+    truncated = []
+    for name in candidates:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            lock_partitions(cursor, table)  # retention may be dropping it
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL AND pg_total_relation_size(to_regclass(%s)) >= %s",
+                           [name, name, EMPTIED_PARTITION_MIN_BYTES])
+            if not cursor.fetchone()[0]:
+                continue
+            try:
+                with transaction.atomic(using=using):
+                    cursor.execute(f"LOCK TABLE {quote(name)} IN ACCESS EXCLUSIVE MODE NOWAIT")
+            except OperationalError:
+                continue
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(name)})")
+            if not cursor.fetchone()[0]:
+                cursor.execute(f"TRUNCATE {quote(name)}")
+                truncated.append(name)
+    return truncated

@@ -5,21 +5,25 @@ partition and of the default partition are deleted; then the rollups are refresh
 hold nothing older either. One transaction per table, under the same advisory lock as partition
 creation, so two overlapping runs (or a run and `ensure_partitions`) queue instead of colliding.
 
+Log records and spans are stored as hot rows and as packed chunks (telemetry.packing). An operator
+thinks of "the logs", so `telemetry_log_events` / `telemetry_trace_index` stand for both: their purge
+also drops the chunk partitions past the cutoff and rewrites the chunks straddling it without their
+expired rows, in the same transaction. The chunk tables are not purge targets of their own.
+
 Two tiers keep some rows for less than the cap:
 - per-label minute samples live `TELEMETRY_SAMPLE_RETENTION_DAYS` (whole hours); the hourly rollup and
   the daily view built from them keep their 30 days. Removing the samples must not wipe the rollup:
   the triggers of migration 0003 mark every hour a DELETE touches for recomputation, so the tier folds
   still-pending hours into the rollup first, then removes the samples and their marks in one transaction.
 - spans kept only because their trace was sampled (`kept_reason` 'p') live
-  `TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS`. Deleted rows of an old partition would never be reused, so a
-  day partition is compacted once, when the whole day is past that horizon: it is rewritten without
-  those rows and swapped in, in one transaction (a crash leaves the old partition attached).
+  `TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS`, removed once their whole UTC day is past it. By then they live in
+  chunks (the packing job packs every hour older than an hour or so): each day partition of trace chunks is
+  rewritten once without them, in one transaction, and compacted; the few still hot are deleted.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,11 +33,13 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
+from telemetry import minutes
 from telemetry.contract import RETENTION_DAYS
 from telemetry.ingest.traces import KeptReason
 from telemetry.jobs import Job, job_run
 from telemetry.models import JobRun
-from telemetry.partitions import PARTITIONED_TABLES, day_partitions, default_partition_name, lock_partitions
+from telemetry.packing import LOGS, TRACES, PackedShape, compact_partition, repack_chunks
+from telemetry.partitions import PARTITIONED_TABLES, day_partitions, lock_partitions, partition_name
 from telemetry.rollups import (
     DIRTY_HOURS_TABLE,
     drop_hours_before,
@@ -53,10 +59,15 @@ UNPARTITIONED_TABLES: Mapping[str, str] = {
     "telemetry_metric_points_pending": "minute",
     "telemetry_service_instances": "last_seen",
 }
-RETENTION_TABLES: Mapping[str, str] = {**PARTITIONED_TABLES, **UNPARTITIONED_TABLES}
+# Hot table -> how its packed rows are stored; purging the hot table purges its chunks too.
+PACKED_TABLES: Mapping[str, PackedShape] = {LOGS.hot_table: LOGS, TRACES.hot_table: TRACES}
+CHUNK_TABLES: Mapping[str, str] = {shape.chunk_table: hot for hot, shape in PACKED_TABLES.items()}
+RETENTION_TABLES: Mapping[str, str] = {
+    **{table: column for table, column in PARTITIONED_TABLES.items() if table not in CHUNK_TABLES},
+    **UNPARTITIONED_TABLES,
+}
 ROLLUP_SOURCE_TABLE = "telemetry_metric_samples"
-TRACE_TABLE = "telemetry_trace_index"
-COMPACTED_COMMENT = "sampled-only spans removed"
+TRACE_TABLE = TRACES.hot_table
 # A telemetry_job_runs row the sample tier writes in its own transaction: the next run reads its horizon back.
 SAMPLE_TIER_JOB = "purge_telemetry.sample_tier"
 _BEGINNING_OF_TIME = datetime.min.replace(tzinfo=UTC)  # a dry run's lower bound when nothing is counted twice
@@ -73,7 +84,7 @@ class TableReport:
     rows_deleted: int = 0  # all rows removed, including those of dropped partitions
     duration_ms: int = 0
     tier: str = ""  # what a tier removes, e.g. "minute samples older than 3 days"; "" for the cap
-    partitions_compacted: list[str] = field(default_factory=list)
+    packed_rows_deleted: int = 0  # of rows_deleted, those that were packed in chunks
 
 
 @dataclass
@@ -109,6 +120,10 @@ def validate_retention_args(older_than_days: int, tables: Iterable[str] | None) 
     if tables is None:
         return list(RETENTION_TABLES)
     wanted = set(tables)
+    chunks = sorted(wanted & set(CHUNK_TABLES))
+    if chunks:
+        raise RetentionError(f"{chunks[0]} holds the packed rows of {CHUNK_TABLES[chunks[0]]}: "
+                             f"purge {CHUNK_TABLES[chunks[0]]}, which covers both")
     unknown = sorted(wanted - set(RETENTION_TABLES))
     if unknown:
         raise RetentionError(f"unknown table {', '.join(unknown)}; valid tables: {', '.join(RETENTION_TABLES)}")
@@ -116,10 +131,13 @@ def validate_retention_args(older_than_days: int, tables: Iterable[str] | None) 
 
 
 def sampled_trace_cutoff(now: datetime) -> datetime | None:
-    """Spans kept only because their trace was sampled are removed from days wholly before this;
-    None when they live as long as every other span."""
+    """Spans kept only because their trace was sampled are removed from the days wholly before this (a UTC
+    day start: each day partition of trace chunks is rewritten once, not once an hour); None when they live
+    as long as every other span."""
     days = settings.TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS
-    return now - timedelta(days=days) if days < RETENTION_DAYS else None
+    if days >= RETENTION_DAYS:
+        return None
+    return (now - timedelta(days=days)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def enforce_retention(
@@ -148,7 +166,7 @@ def enforce_retention(
         if samples_tier is not None:
             report.tiers.append(_purge_sample_tier(samples_tier, dry_run=True, using=using, after=cutoff))
         if traces_tier is not None:
-            report.tiers.append(_compact_sampled_traces(traces_tier, dry_run=True, using=using, after=cutoff))
+            report.tiers.append(_purge_sampled_spans(traces_tier, dry_run=True, using=using, after=cutoff))
         report.duration_ms = _elapsed_ms(started)
         return report
     with job_run(Job.PURGE, using=using) as details:
@@ -157,13 +175,16 @@ def enforce_retention(
             for table in selected:
                 step = table
                 report.tables.append(_purge_table(table, cutoff, dry_run=False, using=using))
+            if minutes.MINUTES_TABLE in selected:
+                step = minutes.KEYS_TABLE
+                minutes.prune_keys(using=using)  # keys of bucket layouts no minute row uses any more
             if samples_tier is not None:
                 step = f"{ROLLUP_SOURCE_TABLE} (sample tier)"
                 report.tiers.append(_purge_sample_tier(samples_tier, dry_run=False, using=using))
                 report.sample_tier_cutoff = samples_tier
             if traces_tier is not None:
                 step = f"{TRACE_TABLE} (sampled spans)"
-                report.tiers.append(_compact_sampled_traces(traces_tier, dry_run=False, using=using))
+                report.tiers.append(_purge_sampled_spans(traces_tier, dry_run=False, using=using))
             if ROLLUP_SOURCE_TABLE in selected:
                 step = "rollups"
                 # Past the sample horizon the hour holding the cutoff cannot be recomputed from what is left.
@@ -180,9 +201,9 @@ def enforce_retention(
     logger.info(
         "telemetry retention: cutoff %s, removed %d rows and %d partitions in %d ms (%s)",
         cutoff.isoformat(), report.rows_deleted, report.partitions_dropped, report.duration_ms,
-        ", ".join(f"{t.table}{f' ({t.tier})' if t.tier else ''}: {t.rows_deleted} rows/"
-                  f"{len(t.partitions_dropped)} partitions"
-                  + (f"/{len(t.partitions_compacted)} compacted" if t.partitions_compacted else "")
+        ", ".join(f"{t.table}{f' ({t.tier})' if t.tier else ''}: {t.rows_deleted} rows"
+                  + (f" ({t.packed_rows_deleted} packed)" if t.packed_rows_deleted else "")
+                  + f"/{len(t.partitions_dropped)} partitions"
                   for t in (*report.tables, *report.tiers)),
     )
     return report
@@ -203,13 +224,50 @@ def _purge_table(table: str, cutoff: datetime, dry_run: bool, using: str) -> Tab
             report.rows_deleted = cursor.fetchone()[0]
         else:
             for partition in report.partitions_dropped:
-                report.rows_deleted += _row_count(cursor, quote(partition))
+                # The packing job empties old partitions of a packed table by DELETE: the planner's
+                # estimate may still count the rows it moved, and counting what is left is cheap.
+                report.rows_deleted += (_exact_row_count(cursor, quote(partition)) if table in PACKED_TABLES
+                                        else _row_count(cursor, quote(partition)))
                 cursor.execute(f"DROP TABLE {quote(partition)}")
             # Whatever is left below the cutoff sits in the boundary or the default partition.
             cursor.execute(f"DELETE FROM {quote(table)} WHERE {column} < %s", [cutoff])
             report.rows_deleted += cursor.rowcount
+        if table in PACKED_TABLES:
+            dropped, report.packed_rows_deleted = _purge_chunks(cursor, PACKED_TABLES[table], cutoff, dry_run, using)
+            report.partitions_dropped += dropped
+            report.rows_deleted += report.packed_rows_deleted
     report.duration_ms = _elapsed_ms(started)
     return report
+
+
+def _purge_chunks(cursor, shape: PackedShape, cutoff: datetime, dry_run: bool, using: str) -> tuple[list[str], int]:
+    """Remove every packed row older than `cutoff` and no younger one, inside the caller's transaction:
+    day partitions of chunks wholly before it dropped, other chunks wholly before it deleted, and the
+    chunks holding rows on both sides rewritten without their older rows. Returns the partitions dropped
+    (would be dropped) and the rows removed (would be removed)."""
+    table = shape.chunk_table
+    quote = connections[using].ops.quote_name
+    lock_partitions(cursor, table)
+    # A chunk holds one hour, and hours do not cross days: a partition ending by the cutoff holds only older rows.
+    expired = [partition.name for partition in day_partitions(table, using) if partition.end <= cutoff]
+    wholly_older = "first_ts < %s AND last_ts < %s"
+    straddling = "first_ts < %s AND last_ts >= %s"
+    if dry_run:
+        cursor.execute(f"SELECT coalesce(sum(row_count), 0) FROM {table} WHERE {wholly_older}", [cutoff, cutoff])
+        rows = cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(*) FROM {table} c CROSS JOIN LATERAL unnest(c.ts) AS u(ts)"
+                       f" WHERE {straddling} AND u.ts < %s", [cutoff, cutoff, cutoff])
+        return expired, int(rows + cursor.fetchone()[0])
+    rows = 0
+    for partition in expired:
+        cursor.execute(f"SELECT coalesce(sum(row_count), 0) FROM {quote(partition)}")
+        rows += cursor.fetchone()[0]
+        cursor.execute(f"DROP TABLE {quote(partition)}")
+    cursor.execute(f"WITH gone AS (DELETE FROM {table} WHERE {wholly_older} RETURNING row_count)"
+                   " SELECT coalesce(sum(row_count), 0) FROM gone", [cutoff, cutoff])
+    rows += cursor.fetchone()[0]
+    _, removed = repack_chunks(cursor, shape, straddling, [cutoff, cutoff], "ts >= %s", [cutoff])
+    return expired, int(rows + removed)
 
 
 def _purge_sample_tier(horizon: datetime, dry_run: bool, using: str, after: datetime | None = None) -> TableReport:
@@ -272,100 +330,53 @@ def _previous_sample_tier_cutoff(cursor) -> datetime | None:
     return cursor.fetchone()[0]
 
 
-def _compact_sampled_traces(horizon: datetime, dry_run: bool, using: str,
-                            after: datetime | None = None) -> TableReport:
-    """Rewrite each day partition of the trace index wholly before `horizon`, once, without its sampled-only
-    spans; delete such spans from the default partition. A dry run counts only what is at or after `after`."""
+def _purge_sampled_spans(horizon: datetime, dry_run: bool, using: str,
+                         after: datetime | None = None) -> TableReport:
+    """Remove the spans kept only because their trace was sampled from before `horizon` (a day start):
+    the trace chunks holding some are rewritten without them, one transaction per day of chunks whose
+    partition is rewritten whole to give the space back (a crash leaves each day rewritten or as it was; a
+    rewritten chunk holds none, so it is never read again), then those still hot are deleted. A dry run
+    counts only what is at or after `after`."""
     started = time.perf_counter()
-    table = TRACE_TABLE
     days = settings.TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS
-    report = TableReport(table=table, tier=f"sampled-only spans older than {days} days")
-    quote = connections[using].ops.quote_name
+    report = TableReport(table=TRACE_TABLE, tier=f"sampled-only spans older than {days} days")
+    sampled = KeptReason.SAMPLED.value
+    chunks = TRACES.chunk_table
+    holding_sampled = "first_ts >= %s AND first_ts < %s AND %s = ANY(kept_reason)"
     if dry_run:
         with connections[using].cursor() as cursor:
-            due = [p for p in day_partitions(table, using) if p.end <= horizon and (after is None or p.end > after)
-                   and not _is_compacted(cursor, p.name)]
-            report.partitions_compacted = [partition.name for partition in due]
-            cursor.execute(f"SELECT count(*) FROM {table} WHERE kept_reason = %s AND ts < %s AND ts >= %s",
-                           [KeptReason.SAMPLED.value, horizon, after or _BEGINNING_OF_TIME])
-            report.rows_deleted = cursor.fetchone()[0]
+            lower = after or _BEGINNING_OF_TIME
+            cursor.execute(f"SELECT count(*) FROM {chunks} c CROSS JOIN LATERAL unnest(c.ts, c.kept_reason) AS u(ts, k)"
+                           f" WHERE {holding_sampled} AND u.k = %s AND u.ts < %s AND u.ts >= %s",
+                           [_BEGINNING_OF_TIME, horizon, sampled, sampled, horizon, lower])
+            report.packed_rows_deleted = cursor.fetchone()[0]
+            cursor.execute(f"SELECT count(*) FROM {TRACE_TABLE} WHERE kept_reason = %s AND ts < %s AND ts >= %s",
+                           [sampled, horizon, lower])
+            report.rows_deleted = report.packed_rows_deleted + cursor.fetchone()[0]
         report.duration_ms = _elapsed_ms(started)
         return report
     with connections[using].cursor() as cursor:
-        candidates = [p for p in day_partitions(table, using) if p.end <= horizon]
-        due = [partition for partition in candidates if not _is_compacted(cursor, partition.name)]
-    for partition in due:
-        # One transaction per day: a crash or a kill leaves each day either compacted or as it was.
+        cursor.execute(f"SELECT DISTINCT date_trunc('day', first_ts) FROM {chunks} WHERE {holding_sampled} ORDER BY 1",
+                       [_BEGINNING_OF_TIME, horizon, sampled])
+        due_days = [row[0] for row in cursor.fetchall()]
+    for day in due_days:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            lock_partitions(cursor, table)
-            if _attached(cursor, partition.name) and not _is_compacted(cursor, partition.name):
-                report.rows_deleted += _compact_partition(cursor, quote, partition)
-                report.partitions_compacted.append(partition.name)
+            lock_partitions(cursor, chunks)
+            partition = partition_name(chunks, day.date())
+            day_params = [day, min(day + timedelta(days=1), horizon), sampled]
+            keep, keep_params = "kept_reason IS DISTINCT FROM %s OR ts >= %s", [sampled, horizon]
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [partition])
+            if cursor.fetchone()[0]:
+                _, removed = compact_partition(cursor, TRACES, connections[using].ops.quote_name(partition),
+                                               holding_sampled, day_params, keep, keep_params)
+            else:  # a day without partition: its chunks sit in the default partition, repacked in place
+                _, removed = repack_chunks(cursor, TRACES, holding_sampled, day_params, keep, keep_params)
+            report.packed_rows_deleted += removed
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        lock_partitions(cursor, table)
-        cursor.execute(f"DELETE FROM {quote(default_partition_name(table))} WHERE kept_reason = %s AND ts < %s",
-                       [KeptReason.SAMPLED.value, horizon])
-        report.rows_deleted += cursor.rowcount
+        cursor.execute(f"DELETE FROM {TRACE_TABLE} WHERE kept_reason = %s AND ts < %s", [sampled, horizon])
+        report.rows_deleted = report.packed_rows_deleted + cursor.rowcount
     report.duration_ms = _elapsed_ms(started)
     return report
-
-
-def _compact_partition(cursor, quote, partition) -> int:
-    """Swap `partition` for a copy without its sampled-only spans; returns the rows left out.
-
-    The copy gets its indexes and a CHECK of its range before the swap, so attaching it neither builds an
-    index nor scans it; the parent is locked exclusively only from the DROP to the commit. Writers of the
-    day wait on the SHARE lock (ingest accepts spans up to 30 days old) and get an error after the swap.
-    """
-    old, new = quote(partition.name), quote(f"{partition.name}_compact")
-    parent = quote(TRACE_TABLE)
-    cursor.execute(f"LOCK TABLE {old} IN SHARE MODE")
-    before = _row_count(cursor, old)
-    cursor.execute(f"CREATE TABLE {new} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-    cursor.execute(f"INSERT INTO {new} SELECT * FROM {old} WHERE kept_reason IS DISTINCT FROM %s ORDER BY ts",
-                   [KeptReason.SAMPLED.value])
-    kept = cursor.rowcount
-    for statement in _index_statements(cursor, parent, new):
-        cursor.execute(statement)
-    cursor.execute(f"ALTER TABLE {new} ADD CONSTRAINT {quote(partition.name + '_range')}"
-                   f" CHECK (ts >= %s AND ts < %s)", [partition.start, partition.end])
-    cursor.execute(f"DROP TABLE {old}")
-    cursor.execute(f"ALTER TABLE {new} RENAME TO {old}")
-    cursor.execute(f"ALTER TABLE {parent} ATTACH PARTITION {old} FOR VALUES FROM (%s) TO (%s)",
-                   [partition.start, partition.end])
-    cursor.execute(f"ALTER TABLE {old} DROP CONSTRAINT {quote(partition.name + '_range')}")
-    cursor.execute(f"COMMENT ON TABLE {old} IS %s", [COMPACTED_COMMENT])
-    return max(before - kept, 0)
-
-
-def _index_statements(cursor, parent: str, target: str) -> list[str]:
-    """The parent's primary key and indexes, as statements creating their equivalents on `target`."""
-    cursor.execute(
-        """SELECT pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid)
-           FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
-           WHERE i.indrelid = %s::regclass ORDER BY i.indexrelid""",
-        [parent],
-    )
-    statements = []
-    for index_definition, constraint_definition in cursor.fetchall():
-        if constraint_definition:
-            statements.append(f"ALTER TABLE {target} ADD {constraint_definition}")
-        else:
-            statements.append(_ON_PARENT.sub(rf"CREATE \1INDEX ON {target} ", index_definition, count=1))
-    return statements
-
-
-_ON_PARENT = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
-
-
-def _is_compacted(cursor, partition: str) -> bool:
-    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [partition])
-    return cursor.fetchone()[0] == COMPACTED_COMMENT
-
-
-def _attached(cursor, partition: str) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [partition])
-    return cursor.fetchone()[0]
 
 
 def _row_count(cursor, table: str) -> int:
@@ -376,6 +387,11 @@ def _row_count(cursor, table: str) -> int:
     estimate = cursor.fetchone()[0]
     if estimate >= 0:
         return estimate
+    cursor.execute(f"SELECT count(*) FROM {table}")
+    return cursor.fetchone()[0]
+
+
+def _exact_row_count(cursor, table: str) -> int:
     cursor.execute(f"SELECT count(*) FROM {table}")
     return cursor.fetchone()[0]
 

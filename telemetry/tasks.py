@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from telemetry import partitions, retention, rollups
+from telemetry import packing, partitions, retention, rollups
 from telemetry.contract import RETENTION_DAYS
 from telemetry.jobs import Job, job_run
 
@@ -32,6 +32,11 @@ def refresh_rollups() -> dict[str, int]:
 @shared_task(name="telemetry.tasks.enforce_retention")
 def enforce_retention() -> dict:
     return retention.enforce_retention().as_dict()
+
+
+@shared_task(name="telemetry.tasks.pack_telemetry")
+def pack_telemetry() -> dict:
+    return packing.pack_due().as_dict()
 
 
 @shared_task(name="telemetry.tasks.flush_metric_points")

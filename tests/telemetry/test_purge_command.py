@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from telemetry.factories import LogEventFactory, MetricSampleFactory
 from telemetry.jobs import Job, last_run
 from telemetry.models import LogEvent, MetricSample
+from telemetry.packing import LOG_VIEW, pack_due
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
@@ -65,11 +67,36 @@ def test_without_noinput_it_asks_and_a_no_deletes_nothing(old_and_new_rows, monk
     assert LogEvent.objects.count() == 1
 
 
+def _stored_logs() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {LOG_VIEW}")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_purging_the_log_table_covers_packed_records_and_the_dry_run_counts_them_exactly():
+    old = timezone.now() - timedelta(days=12)
+    LogEventFactory(ts=old)
+    LogEventFactory(ts=old + timedelta(minutes=1))
+    LogEventFactory()
+    pack_due()  # the two old records are now packed
+    LogEventFactory(ts=old + timedelta(minutes=2))  # a late one, still a row
+
+    output = _purge("--dry-run", "--older-than", "10", "--table", "telemetry_log_events")
+    assert "telemetry_log_events: would remove 3 rows (2 of them packed)" in output
+    assert _stored_logs() == 4
+
+    output = _purge("--noinput", "--older-than", "10", "--table", "telemetry_log_events")
+    assert "telemetry_log_events: removed 3 rows (2 of them packed)" in output
+    assert _stored_logs() == 1
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(("args", "message"), [
     (["--older-than", "31"], "never kept longer than 30 days"),
     (["--older-than", "0"], "from 1 to 30"),
     (["--table", "auth_user"], "unknown table auth_user; valid tables: telemetry_metric_samples"),
+    (["--table", "telemetry_trace_chunks"], "purge telemetry_trace_index, which covers both"),
 ])
 def test_bad_arguments_raise_a_clear_command_error(args, message):
     with pytest.raises(CommandError, match=message):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from telemetry import minutes
 from telemetry.factories import (
     ConnectionMetricFactory,
     ConnectionSessionFactory,
@@ -29,29 +30,38 @@ from telemetry.models import (
     HourlyTrendRollup,
     LogEvent,
     MetricSample,
-    TraceIndexEntry,
 )
+from telemetry.packing import LOG_CHUNKS, LOG_VIEW, TRACE_CHUNKS, TRACE_VIEW, pack_due
 from telemetry.partitions import day_partitions, ensure_partitions
 from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention
 from telemetry.rollups import refresh_rollups
 
 NOW = timezone.now().replace(microsecond=0)
 CUTOFF = NOW - timedelta(days=30)
-# From well before the oldest partition (rows land in the default partition) to the future.
-OFFSETS = st.lists(st.integers(min_value=-45 * 86400, max_value=2 * 86400), min_size=1, max_size=25)
+# From well before the oldest partition (rows land in the default partition) to the future, and often within
+# an hour of the cutoff (the packed hour holding the cutoff keeps its younger rows only).
+OFFSETS = st.lists(st.one_of(st.integers(min_value=-45 * 86400, max_value=2 * 86400),
+                             st.integers(min_value=-30 * 86400 - 3600, max_value=-30 * 86400 + 3600)),
+                   min_size=1, max_size=25)
 
 
 def _empty_tables():
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(RETENTION_TABLES)}")
+        cursor.execute(f"TRUNCATE {', '.join([*RETENTION_TABLES, LOG_CHUNKS, TRACE_CHUNKS])}")
+
+
+def _stored_times(view: str) -> list:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ts FROM {view} ORDER BY ts")
+        return [row[0] for row in cursor.fetchall()]
 
 
 # The 30-day cap itself, with no shorter tier in the way (tests/telemetry/test_retention_tiers.py covers those).
 @pytest.mark.django_db
 @override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=30, TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=30)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(offsets=OFFSETS)
-def test_after_retention_no_row_is_older_than_30_days_and_no_younger_row_is_lost(offsets):
+@given(offsets=OFFSETS, late_every=st.integers(min_value=1, max_value=4))
+def test_after_retention_no_row_is_older_than_30_days_and_no_younger_row_is_lost(offsets, late_every):
     _empty_tables()
     ensure_partitions(now=NOW)
     times = sorted({NOW + timedelta(seconds=offset) for offset in offsets})
@@ -63,12 +73,18 @@ def test_after_retention_no_row_is_older_than_30_days_and_no_younger_row_is_lost
         ConnectionSessionFactory(started_at=when)
         ConnectionMetricFactory(ts=when)
     refresh_rollups()
+    pack_due(now=NOW)  # every log record and span of an hour that ended an hour ago is now in a chunk
+    late = times[::late_every]  # records arriving after their hour was packed stay hot, in old partitions too
+    for when in late:
+        LogEventFactory(ts=when)
+        TraceIndexEntryFactory(ts=when)
     young = [when for when in times if when >= CUTOFF]
+    stored_young = sorted(young + [when for when in late if when >= CUTOFF])
 
     enforce_retention(now=NOW)
 
-    assert sorted(LogEvent.objects.values_list("ts", flat=True)) == young
-    assert sorted(TraceIndexEntry.objects.values_list("ts", flat=True)) == young
+    assert _stored_times(LOG_VIEW) == _stored_times(TRACE_VIEW) == stored_young
+    assert all(partition.end > CUTOFF for partition in day_partitions(LOG_CHUNKS))
     assert sorted(ConnectionSession.objects.values_list("started_at", flat=True)) == young
     assert sorted(ConnectionMetric.objects.values_list("ts", flat=True)) == young
     assert sorted(MetricSample.objects.values_list("ts", flat=True)) == sorted(young * 2)
@@ -95,6 +111,35 @@ def test_whole_expired_days_are_dropped_as_partitions_and_the_boundary_day_is_de
 
 
 @pytest.mark.django_db
+def test_the_packed_hour_holding_the_cutoff_keeps_exactly_its_younger_rows_and_a_dry_run_counts_them():
+    ensure_partitions(now=NOW)
+    cutoff_hour = CUTOFF.replace(minute=0, second=0)
+    times = [cutoff_hour - timedelta(days=1), cutoff_hour, CUTOFF - timedelta(microseconds=1), CUTOFF,
+             cutoff_hour + timedelta(minutes=59, seconds=59), NOW - timedelta(days=2)]
+    for when in times:
+        LogEventFactory(ts=when)
+    pack_due(now=NOW)
+    LogEventFactory(ts=CUTOFF - timedelta(seconds=2))  # late, still hot
+    older = len([when for when in times if when < CUTOFF])
+
+    dry = enforce_retention(now=NOW, tables=["telemetry_log_events"], dry_run=True)
+    report = enforce_retention(now=NOW, tables=["telemetry_log_events"])
+
+    assert _stored_times(LOG_VIEW) == [when for when in times if when >= CUTOFF]
+    (table,) = report.tables
+    assert (table.rows_deleted, table.packed_rows_deleted) == (older + 1, older)
+    assert (dry.tables[0].rows_deleted, dry.tables[0].packed_rows_deleted) == (older + 1, older)
+    assert f"{LOG_CHUNKS}_p{cutoff_hour - timedelta(days=1):%Y%m%d}" in table.partitions_dropped
+    assert all(partition.end > CUTOFF for partition in day_partitions(LOG_CHUNKS))
+
+
+@pytest.mark.django_db
+def test_a_chunk_table_is_not_a_purge_target_of_its_own():
+    with pytest.raises(RetentionError, match="telemetry_log_chunks holds the packed rows of telemetry_log_events"):
+        enforce_retention(tables=["telemetry_log_chunks"])
+
+
+@pytest.mark.django_db
 def test_series_and_job_runs_expire_too():
     SeriesFactory(last_seen=NOW - timedelta(days=31), first_seen=NOW - timedelta(days=40))
     fresh_series = SeriesFactory(last_seen=NOW, first_seen=NOW - timedelta(days=40))
@@ -104,6 +149,19 @@ def test_series_and_job_runs_expire_too():
 
     assert {t.table: t.rows_deleted for t in report.tables} == {"telemetry_series": 1, "telemetry_job_runs": 1}
     assert list(fresh_series.__class__.objects.all()) == [fresh_series]
+
+
+@pytest.mark.django_db
+def test_minute_keys_no_minute_uses_any_more_go_with_the_minutes():
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {minutes.KEYS_TABLE} (metric_name, scope, split, bounds)"
+                       " VALUES ('gone.metric', 'cluster', '', '{}') RETURNING id")
+
+    enforce_retention(now=NOW, tables=[minutes.MINUTES_TABLE])
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {minutes.KEYS_TABLE} WHERE metric_name = 'gone.metric'")
+        assert cursor.fetchone()[0] == 0
 
 
 @pytest.mark.django_db

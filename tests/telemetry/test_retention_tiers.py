@@ -1,5 +1,5 @@
 """Retention tiers inside the 30-day cap: minute samples kept for fewer days than their rollups, and
-sampled-only spans removed from old trace index partitions by compacting them."""
+sampled-only spans removed from old trace chunks (and the few still hot)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 from io import StringIO
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -26,9 +25,9 @@ from telemetry.models import (
     MetricSample,
     TraceIndexEntry,
 )
+from telemetry.packing import TRACE_CHUNKS, TRACE_VIEW, pack_due
 from telemetry.partitions import day_partitions, ensure_partitions, partition_name
 from telemetry.retention import (
-    COMPACTED_COMMENT,
     RETENTION_TABLES,
     SAMPLE_TIER_JOB,
     RetentionError,
@@ -211,94 +210,114 @@ def _span(ts, reason: KeptReason | None, domain: str = "api") -> dict:
 
 
 def _reasons(day_start) -> list:
+    """The kept reasons of one day's stored spans, hot or packed, in time order."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT kept_reason FROM telemetry_trace_index WHERE ts >= %s AND ts < %s ORDER BY ts",
+        cursor.execute(f"SELECT kept_reason FROM {TRACE_VIEW} WHERE ts >= %s AND ts < %s ORDER BY ts",
                        [day_start, day_start + timedelta(days=1)])
         return [row[0] for row in cursor.fetchall()]
 
 
-def _index_count(relation: str) -> int:
+def _chunk_locations() -> list[tuple]:
+    """Where each trace chunk sits: a rewritten chunk is a new row version, at a new place."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", [relation])
+        cursor.execute(f"SELECT tableoid::regclass::text, ctid::text FROM {TRACE_CHUNKS} ORDER BY first_ts, domain")
+        return cursor.fetchall()
+
+
+def _size(relation: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size(%s::regclass)", [relation])
         return cursor.fetchone()[0]
 
 
-def _comment(relation: str) -> str | None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT obj_description(%s::regclass, 'pg_class')", [relation])
-        return cursor.fetchone()[0]
+REASONS = [KeptReason.ERROR, KeptReason.SAMPLED, KeptReason.SLOW, KeptReason.SAMPLED, None]
 
 
 @pytest.mark.django_db
 @override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
-def test_old_day_partitions_are_compacted_once_without_their_sampled_only_spans():
+def test_packed_sampled_only_spans_past_the_horizon_go_and_each_chunk_is_rewritten_once():
     ensure_partitions(now=NOW)
     old_day = (NOW - timedelta(days=5)).replace(hour=0, minute=0, second=0)
     recent_day = (NOW - timedelta(days=1)).replace(hour=0, minute=0, second=0)
-    reasons = [KeptReason.ERROR, KeptReason.SAMPLED, KeptReason.SLOW, KeptReason.SAMPLED, None]
     for day in (old_day, recent_day):
-        insert_trace_rows([_span(day + timedelta(hours=index), reason) for index, reason in enumerate(reasons)])
-    old_partition = partition_name(TRACES, old_day.date())
+        insert_trace_rows([_span(day + timedelta(hours=index), reason) for index, reason in enumerate(REASONS)])
     slowest_db = _span(old_day + timedelta(hours=9), KeptReason.SLOW, domain="db")
     insert_trace_rows([slowest_db])
+    pack_due(now=NOW)
+    late = _span(old_day + timedelta(hours=10), KeptReason.SAMPLED)  # arrived after its hour was packed: hot
+    insert_trace_rows([late])
 
+    dry = enforce_retention(now=NOW, dry_run=True)
     report = enforce_retention(now=NOW)
 
     (tier,) = [t for t in report.tiers if t.table == TRACES]
-    assert old_partition in tier.partitions_compacted
-    assert partition_name(TRACES, recent_day.date()) not in tier.partitions_compacted
-    assert tier.rows_deleted == 2
+    assert (tier.rows_deleted, tier.packed_rows_deleted) == (3, 2)
+    assert next(t for t in dry.tiers if t.table == TRACES).rows_deleted == 3
     assert _reasons(old_day) == ["e", "s", None, "s"]
     assert _reasons(recent_day) == ["e", "p", "s", "p", None]
-    # Still the same attached daily partition, with every index of the parent, and marked as done.
-    assert old_partition in {p.name for p in day_partitions(TRACES)}
-    assert _index_count(old_partition) == _index_count(partition_name(TRACES, recent_day.date()))
-    assert _comment(old_partition) == COMPACTED_COMMENT
-    assert TraceIndexEntry.objects.filter(trace_id=slowest_db["trace_id"]).get().ts == slowest_db["ts"]
+    assert not TraceIndexEntry.objects.filter(trace_id=late["trace_id"]).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ts FROM {TRACE_VIEW} WHERE trace_id = %s", [slowest_db["trace_id"]])
+        assert cursor.fetchall() == [(slowest_db["ts"],)]
+    locations = _chunk_locations()
 
-    again = enforce_retention(now=NOW)
-    assert old_partition not in next(t for t in again.tiers if t.table == TRACES).partitions_compacted
+    again = enforce_retention(now=NOW + timedelta(hours=1))
+
+    assert next(t for t in again.tiers if t.table == TRACES).rows_deleted == 0
+    assert _chunk_locations() == locations
 
 
 @pytest.mark.django_db
 @override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
-def test_sampled_only_spans_in_the_default_partition_are_deleted_past_the_tier():
-    far = NOW + timedelta(days=40)  # lands in the default partition (no daily partition that far ahead)
+def test_a_day_of_chunks_without_its_sampled_only_spans_gives_their_space_back():
+    day = (NOW - timedelta(days=5)).replace(hour=0, minute=0, second=0)
+    spans = [_span(day + timedelta(seconds=index), KeptReason.SAMPLED if index % 4 else None)
+             for index in range(8000)]
+    insert_trace_rows(spans)
+    pack_due(now=NOW)
+    partition = partition_name(TRACE_CHUNKS, day.date())
+    packed = _size(partition)
+
+    enforce_retention(now=NOW, tables=[TRACES])
+
+    assert _reasons(day) == [None] * 2000
+    assert _size(partition) < packed / 2  # a DELETE of the old chunks would have left the size as it was
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
+def test_sampled_only_spans_in_the_default_partitions_are_removed_past_the_tier():
+    far = NOW + timedelta(days=40)  # lands in the default partitions (no daily partition that far ahead)
     insert_trace_rows([_span(far, KeptReason.SAMPLED), _span(far, KeptReason.ERROR)])
+    pack_due(now=far + timedelta(hours=3))
+    insert_trace_rows([_span(far, KeptReason.SAMPLED)])  # late, hot
 
     enforce_retention(now=far + timedelta(days=4))
 
-    assert list(TraceIndexEntry.objects.values_list("ts", flat=True)) == [far]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ts, kept_reason FROM {TRACE_VIEW}")
+        assert cursor.fetchall() == [(far, "e")]
 
 
 @pytest.mark.django_db
 @override_settings(TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS=3)
-def test_a_compaction_that_fails_half_way_leaves_the_old_partition_attached_and_whole():
-    # The partition must be committed so that a second session can hold a lock on it: use a day the
-    # migration's partitions already cover (they are committed in the test database).
-    old_day = (NOW - timedelta(days=5)).replace(hour=0, minute=0, second=0)
-    old_partition = partition_name(TRACES, old_day.date())
-    insert_trace_rows([_span(old_day + timedelta(hours=1), KeptReason.SAMPLED),
-                       _span(old_day + timedelta(hours=2), KeptReason.ERROR)])
-    settings_dict = connection.settings_dict
-    reader = psycopg.connect(dbname=settings_dict["NAME"], host=settings_dict["HOST"] or None,
-                             port=settings_dict["PORT"] or None, user=settings_dict["USER"],
-                             password=settings_dict["PASSWORD"] or None)
-    try:
-        # A long query reading the day: the swap's DROP (after the copy was made) cannot get its lock.
-        reader.execute(f"LOCK TABLE {old_partition} IN ACCESS SHARE MODE")
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '300ms'")
-        with pytest.raises(RetentionError, match="telemetry_trace_index \\(sampled spans\\) failed and was rolled"):
-            enforce_retention(now=NOW, tables=[TRACES])
-    finally:
-        reader.close()
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
+def test_a_tier_run_failing_half_way_leaves_each_day_of_chunks_rewritten_or_as_it_was():
+    ensure_partitions(now=NOW)
+    first_day = (NOW - timedelta(days=6)).replace(hour=0, minute=0, second=0)
+    second_day = first_day + timedelta(days=1)
+    for day in (first_day, second_day):  # one chunk per day, holding spans to keep and to remove
+        insert_trace_rows([_span(day + timedelta(minutes=index), reason) for index, reason in enumerate(REASONS)])
+    pack_due(now=NOW)
+    with connection.cursor() as cursor:  # any chunk written into the second day now fails
+        cursor.execute(f"ALTER TABLE {partition_name(TRACE_CHUNKS, second_day.date())}"
+                       " ADD CONSTRAINT refuse_chunks CHECK (row_count < 0) NOT VALID")
 
-    assert old_partition in {p.name for p in day_partitions(TRACES)}
-    assert _reasons(old_day) == ["p", "e"]
-    assert _comment(old_partition) is None
+    with pytest.raises(RetentionError, match="telemetry_trace_index \\(sampled spans\\) failed and was rolled back"):
+        enforce_retention(now=NOW, tables=[TRACES])
+
+    assert _reasons(first_day) == ["e", "s", None]
+    assert _reasons(second_day) == ["e", "p", "s", "p", None]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [f"{old_partition}_compact"])
-        assert cursor.fetchone()[0] is None
+        cursor.execute(f"ALTER TABLE {partition_name(TRACE_CHUNKS, second_day.date())} DROP CONSTRAINT refuse_chunks")
+    enforce_retention(now=NOW, tables=[TRACES])
+    assert _reasons(second_day) == ["e", "s", None]

@@ -55,6 +55,26 @@ def test_enforce_retention_task_purges_and_returns_its_report():
 
 
 @pytest.mark.django_db
+def test_pack_telemetry_task_packs_due_hours_and_records_its_run():
+    LogEventFactory(ts=timezone.now() - timedelta(hours=3))
+    fresh = LogEventFactory()
+
+    report = tasks.pack_telemetry.apply().get()
+
+    assert report["rows_packed"] == {"telemetry_log_events": 1, "telemetry_trace_index": 0}
+    assert list(LogEvent.objects.all()) == [fresh]
+    assert last_run(Job.PACK).details["total_rows"] == 1
+
+
+def test_beat_runs_the_packing_task_every_ten_minutes():
+    from django.conf import settings
+
+    (entry,) = [entry for entry in settings.CELERY_BEAT_SCHEDULE.values()
+                if entry["task"] == tasks.pack_telemetry.name]
+    assert entry["schedule"] == 600.0
+
+
+@pytest.mark.django_db
 def test_refresh_rollups_task_recomputes_changed_hours():
     MetricSampleFactory(value_count=11)
 

@@ -18,7 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--older-than", type=int, default=RETENTION_DAYS, metavar="DAYS",
                             help=f"remove rows older than DAYS days, 1-{RETENTION_DAYS} (default {RETENTION_DAYS})")
         parser.add_argument("--table", action="append", dest="tables", metavar="NAME",
-                            help=f"only this table (repeatable); one of: {', '.join(RETENTION_TABLES)}")
+                            help=f"only this table (repeatable); one of: {', '.join(RETENTION_TABLES)} "
+                                 f"(the log and trace tables include their packed rows)")
         parser.add_argument("--dry-run", action="store_true", help="print what would be removed; change nothing")
         parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
                             help="do not ask for confirmation")
@@ -43,14 +44,11 @@ class Command(BaseCommand):
             raise CommandError(f"purge failed: {str(error).strip().splitlines()[0]}") from None
         verb = "would remove" if dry_run else "removed"
         self.stdout.write(f"{'Dry run: ' if dry_run else ''}cutoff {report.cutoff:%Y-%m-%d %H:%M:%S} UTC")
-        for table in report.tables:
-            self.stdout.write(f"  {table.table}: {verb} {table.rows_deleted} rows, "
-                              f"{len(table.partitions_dropped)} partitions ({table.duration_ms} ms)")
-        for tier in report.tiers:
-            compacted = (f", {'would compact' if dry_run else 'compacted'} {len(tier.partitions_compacted)} partitions"
-                         if tier.partitions_compacted else "")
-            self.stdout.write(f"  {tier.table}, {tier.tier}: {verb} {tier.rows_deleted} rows, "
-                              f"{len(tier.partitions_dropped)} partitions{compacted} ({tier.duration_ms} ms)")
+        for report_line in (*report.tables, *report.tiers):
+            name = f"{report_line.table}, {report_line.tier}" if report_line.tier else report_line.table
+            packed = f" ({report_line.packed_rows_deleted} of them packed)" if report_line.packed_rows_deleted else ""
+            self.stdout.write(f"  {name}: {verb} {report_line.rows_deleted} rows{packed}, "
+                              f"{len(report_line.partitions_dropped)} partitions ({report_line.duration_ms} ms)")
         if report.rollups_refreshed:
             self.stdout.write("  rollups refreshed")
         self.stdout.write(f"{'Would remove' if dry_run else 'Removed'} {report.rows_deleted} rows and "
