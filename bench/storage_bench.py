@@ -387,9 +387,10 @@ def run(days: int, scale: float, args) -> int:
             "latest 100 ERROR logs, 24 h": (
                 f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(day_ago, now)}"
                 " ORDER BY ts DESC, id DESC LIMIT 100", []),
-            # The API reads a 7 d list in slices, newest hour first (command_center/selectors/pagination.py).
-            "latest 100 ERROR logs, 7 d (first slice: 1 h)": (
-                f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(now - timedelta(hours=1), now)}"
+            # The API reads a 7 d list in slices, newest hour first (command_center/selectors/pagination.py);
+            # the filled days end at midnight, so that is where the newest packed hour is.
+            "latest 100 ERROR logs, 7 d (its first slice: 1 h)": (
+                f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(today - timedelta(hours=1), today)}"
                 " ORDER BY ts DESC, id DESC LIMIT 100", []),
             "latest 100 voice logs, 24 h": (
                 f"SELECT * FROM {LOG_VIEW} WHERE domain = 'voice' AND {window(day_ago, now)}"

@@ -262,9 +262,10 @@ TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=20 * 1024
 TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0.01)
 TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
 # Per-label-set minute samples are the bulk of metric storage; older ranges are answered from the per-metric
-# minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage"). Two days keep
-# per-label minute detail for an incident and the day after; with packing, all native tables fit 1 GB at `heavy`.
-TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=2)
+# minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage"). One day keeps
+# per-label minute detail for the default 24 h range (older per-label charts are hourly) and, with packing, all
+# native tables under 1 GB at `heavy` (~100 MiB more per extra day).
+TELEMETRY_SAMPLE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLE_RETENTION_DAYS", default=1)
 # Spans kept only because their trace was sampled (not errors, not slow) are most of the trace index; each day of
 # trace chunks is rewritten without them once the whole day is this old. Errors and slow spans stay 30 days.
 TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS", default=1)
