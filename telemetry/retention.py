@@ -285,7 +285,7 @@ def _purge_sample_tier(horizon: datetime, dry_run: bool, using: str, after: date
     started = time.perf_counter()
     table = ROLLUP_SOURCE_TABLE
     days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
-    report = TableReport(table=table, tier=f"minute samples older than {days} days")
+    report = TableReport(table=table, tier=f"minute samples older than {_days(days)}")
     quote = connections[using].ops.quote_name
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         lock_partitions(cursor, table)
@@ -339,7 +339,7 @@ def _purge_sampled_spans(horizon: datetime, dry_run: bool, using: str,
     counts only what is at or after `after`."""
     started = time.perf_counter()
     days = settings.TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS
-    report = TableReport(table=TRACE_TABLE, tier=f"sampled-only spans older than {days} days")
+    report = TableReport(table=TRACE_TABLE, tier=f"sampled-only spans older than {_days(days)}")
     sampled = KeptReason.SAMPLED.value
     chunks = TRACES.chunk_table
     holding_sampled = "first_ts >= %s AND first_ts < %s AND %s = ANY(kept_reason)"
@@ -394,6 +394,10 @@ def _row_count(cursor, table: str) -> int:
 def _exact_row_count(cursor, table: str) -> int:
     cursor.execute(f"SELECT count(*) FROM {table}")
     return cursor.fetchone()[0]
+
+
+def _days(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
 
 
 def _elapsed_ms(started: float) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from telemetry.factories import LogEventFactory, MetricSampleFactory
@@ -36,14 +37,15 @@ def old_and_new_rows(db):
     return [LogEventFactory(ts=old), LogEventFactory(), MetricSampleFactory(ts=old), MetricSampleFactory()]
 
 
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=1)
 def test_dry_run_prints_what_would_go_and_changes_nothing(old_and_new_rows):
     output = _purge("--dry-run", "--older-than", "10")
 
     assert "telemetry_log_events: would remove 1 rows" in output
     assert "telemetry_metric_samples: would remove 1 rows" in output
     assert "telemetry_metric_minutes: would remove 1 rows" in output  # the old sample's minute
-    # the 3-day sample tier would remove nothing more: the 12-day-old sample is counted once, above
-    assert "telemetry_metric_samples, minute samples older than 3 days: would remove 0 rows" in output
+    # the sample tier would remove nothing more: the 12-day-old sample is counted once, above
+    assert "telemetry_metric_samples, minute samples older than 1 day: would remove 0 rows" in output
     assert "Would remove 3 rows" in output
     assert LogEvent.objects.count() == 2 and MetricSample.objects.count() == 2
     assert last_run(Job.PURGE) is None
