@@ -96,6 +96,15 @@ def _pack_select(shape: PackedShape, source: str, where: str, target: str | None
     )
 
 
+def packed_row_condition(shape: PackedShape, alias: str) -> str:
+    """SQL: the row `alias` (with ts and id) of `shape`'s hot table is stored in a chunk already. A chunk
+    covers at most CHUNK_SPAN, so only the chunks starting in the hour before the row are read."""
+    span_seconds = int(CHUNK_SPAN.total_seconds())
+    return (f"EXISTS (SELECT FROM {shape.chunk_table} c WHERE c.first_ts <= {alias}.ts"
+            f" AND c.first_ts > {alias}.ts - interval '{span_seconds} seconds'"
+            f" AND c.last_ts >= {alias}.ts AND c.id @> ARRAY[{alias}.id])")
+
+
 def pack_range(cursor, shape: PackedShape, start: datetime, end: datetime) -> int:
     """Move the hot rows with `start <= ts < end` into chunks; returns the rows packed.
 

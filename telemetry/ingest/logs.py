@@ -35,14 +35,12 @@ from telemetry.contract import (
 )
 from telemetry.ingest.copy_insert import COPY_NULL, copy_insert_text, copy_text
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
-from telemetry.ingest.packed import log_is_packed
 from telemetry.ingest.resources import service_name
 from telemetry.ingest.text import MemoCache, scrubbed, storable, storable_values
 from telemetry.otlp import any_value_to_python
+from telemetry.packing import LOG_TABLE, LOGS, packed_row_condition
 from telemetry.signals import error_logs_ingested
 from telemetry.storage import LOG_EVENT_COLUMNS
-
-LOG_TABLE = "telemetry_log_events"
 
 # Scrubbing a 20 MiB body to keep 2,000 characters would be wasted work; the slack keeps a secret that
 # straddles the cut recognisable to the scrubber.
@@ -121,7 +119,7 @@ def store_logs(
                 pass
             inserted = copy_insert_text(
                 LOG_TABLE, LOG_EVENT_COLUMNS, "".join(lines), returning=("id",), using=using,
-                skip=log_is_packed("staged"),
+                skip=packed_row_condition(LOGS, "staged"),
             )
             outcome.stored += len(inserted)
             stored_ids = {new_id.hex for (new_id,) in inserted}
@@ -139,7 +137,8 @@ def _is_stored(line: str, using: str) -> bool:
 
 
 # A whole batch re-sent after its hour was packed (a collector retrying after an outage) is found too.
-_STORED_SQL = (f"SELECT EXISTS (SELECT FROM {LOG_TABLE} WHERE ts = row.ts AND id = row.id) OR {log_is_packed('row')}"
+_STORED_SQL = (f"SELECT EXISTS (SELECT FROM {LOG_TABLE} WHERE ts = row.ts AND id = row.id)"
+               f" OR {packed_row_condition(LOGS, 'row')}"
                " FROM (SELECT %s::timestamptz AS ts, %s::uuid AS id) AS row")
 
 

@@ -22,10 +22,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from telemetry.contract import Attr, Label, normalize_route, normalize_status_code, scrub
 from telemetry.ingest.copy_insert import copy_insert
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
-from telemetry.ingest.packed import span_is_packed
 from telemetry.ingest.resources import service_name
 from telemetry.ingest.text import storable
 from telemetry.otlp import any_value_to_python
+from telemetry.packing import TRACES, packed_row_condition
 from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 
 _ENTRY_KINDS = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
@@ -129,7 +129,7 @@ def trace_rows(
 def store_trace_rows(rows: list[tuple], outcome: IngestOutcome, using: str = "default") -> None:
     if rows:
         outcome.stored += len(copy_insert("telemetry_trace_index", TRACE_COLUMNS, rows, ("id",), using,
-                                          skip=span_is_packed("staged")))
+                                          skip=packed_row_condition(TRACES, "staged")))
 
 
 def _has_db_system(attributes: Iterable[Any]) -> bool:
