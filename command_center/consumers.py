@@ -76,6 +76,8 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
         frame = json.loads(text_data)
     except ValueError:
         raise FrameError("malformed_json", "the frame is not valid JSON") from None
+    except RecursionError:  # a few thousand nested brackets exhaust the decoder's recursion
+        raise FrameError("invalid_frame", "the frame nests too deeply; a frame is one flat JSON object") from None
     if not isinstance(frame, dict):
         raise FrameError("invalid_frame", 'a frame is a JSON object: {"type": "subscribe", "panels": [...]}')
     action = frame.get("type")

@@ -1,11 +1,20 @@
-"""Liveness and readiness of kaiku_ops itself (not of the Kaiku platform it watches)."""
+"""Liveness and readiness of kaiku_ops itself (not of the Kaiku platform it watches).
+
+`/readyz` answers anyone (load balancers ask it without a session), so it names only the failed component
+and "unavailable"; what went wrong (an exception, a host:port) goes to the log, and admins see the service
+health in the Command Center's infrastructure tab.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from django.core.cache import cache
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 
 def _describe(error: Exception) -> str:
@@ -42,5 +51,8 @@ def readyz(request):
     failures = {name: message for name, message in
                 (("postgresql", check_postgres()), ("redis", check_redis())) if message}
     if failures:
-        return JsonResponse({"status": "unavailable", "failed": failures}, status=503)
+        for name, message in failures.items():
+            logger.warning("readyz: %s unavailable: %s", name, message)
+        return JsonResponse({"status": "unavailable", "failed": dict.fromkeys(failures, "unavailable")},
+                            status=503)
     return JsonResponse({"status": "ready"})

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_celery_beat",
+    "axes",
     "telemetry",
     "command_center",
 ]
@@ -73,6 +74,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "kaiku_ops.unavailable.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # the lockout answer of a throttled login (last, as axes asks)
 ]
 
 ROOT_URLCONF = "kaiku_ops.urls"
@@ -237,6 +239,22 @@ LOGIN_URL = "admin:login"
 
 # --- security ------------------------------------------------------------------------------------
 
+# Behind the front door of deploy/ (nginx) only: trust its X-Forwarded-Proto (and the Procfile passes
+# --proxy-headers to daphne, so X-Forwarded-For names the client). Directly exposed, any client could forge both.
+KAIKU_BEHIND_PROXY = env.bool("KAIKU_BEHIND_PROXY", default=False)
+if KAIKU_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is locked out for AXES_COOLOFF_MINUTES (the right password included); other users and addresses
+# are not, so nobody can lock the admins out from elsewhere. Attempts are listed in the admin.
+AUTHENTICATION_BACKENDS = ["kaiku_ops.security.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -251,7 +269,6 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not SECURE_HSTS_PRELOAD:
         # Asking browsers to preload HSTS for the whole domain is the domain owner's call, not a default.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
@@ -259,6 +276,8 @@ if PRODUCTION:
 # --- telemetry ingestion ---------------------------------------------------------------------------
 
 TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# Wrong or missing ingest tokens per client address and minute before it is answered 429 with Retry-After.
+TELEMETRY_AUTH_FAILURES_PER_MINUTE = env.int("TELEMETRY_AUTH_FAILURES_PER_MINUTE", default=60)
 TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0.01)
 TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
 # Per-label-set minute samples are the bulk of metric storage; older ranges are answered from the per-metric

@@ -471,8 +471,32 @@ _SCRUB_RULES = (  # section 8, in its order
 _SCRUB_STEPS = tuple((rule.may_match, rule.pattern.sub, rule.replacement) for rule in _SCRUB_RULES)
 
 
+# Characters that make stored text look like something else, removed before the section 8 rules (so they
+# cannot split a secret out of a pattern's reach either):
+# - terminal escape sequences (ANSI CSI `ESC [ ... m`, OSC `ESC ] ... BEL`, two-character `ESC x`) whole;
+# - C0 controls but tab and line feed (which messages and stack traces keep), DEL and the C1 controls;
+# - bidirectional controls (U+061C, U+200E/F, U+202A–E, U+2066–9): an RLO turns "exe.txt" into "txt.exe";
+# - invisible characters that hide what a text contains: zero-width space, word joiner, invisible operators,
+#   byte order mark. Zero-width (non-)joiners stay: Persian, Indic scripts and emoji need them.
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064"
+                        "\u2066-\u2069\ufeff]")
+
+
+def remove_invisible(text: str) -> str:
+    """`text` without terminal escapes, control characters (but tab and line feed), bidi controls and
+    invisible characters."""
+    if _INVISIBLE.search(text) is None:
+        return text
+    if "\x1b" in text:
+        text = _TERMINAL_ESCAPE.sub("", text)
+    return _INVISIBLE.sub("", text)
+
+
 def scrub(text: str) -> str:
-    """Remove credentials and personal data from free text (section 8, rules applied in order)."""
+    """Remove misleading invisible characters, then credentials and personal data from free text (section 8,
+    rules applied in order)."""
+    text = remove_invisible(text)
     for may_match, substitute, replacement in _SCRUB_STEPS:
         if may_match(text):
             text = substitute(replacement, text)

@@ -242,14 +242,36 @@ def _single_value(query: QueryDict, name: str) -> str:
     return values[0]
 
 
+# Date-times a request may name: far enough around any real window that every computation on them (a
+# window's start 30 days back, a cursor's next microsecond) stays inside what Python and PostgreSQL can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_UTC_OFFSET = timedelta(hours=14)  # the largest offset in use (Kiribati, +14:00; the lowest is -12:00)
+
+
 def parse_datetime(text: str) -> datetime:
-    """ISO 8601 with a time zone or Z; a naive time is taken as UTC."""
+    """ISO 8601 with a time zone or Z, returned in UTC; a naive time is taken as UTC. Refused (ValueError):
+    offsets beyond ±14:00 and times outside 1970–9000, before any arithmetic can overflow on them."""
     try:
         value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise ValueError("expected an ISO 8601 date-time such as 2026-11-29T12:00:00Z") from None
+    return to_utc(value)
+
+
+def to_utc(value: datetime) -> datetime:
+    """`value` in UTC (naive: taken as UTC), or ValueError if its offset or year is out of range."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
+    offset = value.utcoffset()
+    if offset is None or abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError("the time-zone offset must be between -14:00 and +14:00")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = None
+    if value is None or not EARLIEST <= value < LATEST:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
     return value
 
 

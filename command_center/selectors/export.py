@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import chain, islice
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -42,9 +43,18 @@ CHUNK_ROWS = 500
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
+# Spreadsheets skip leading blanks, line breaks and invisible characters before they look for a formula.
+_SKIPPED_BEFORE_FORMULA = "".join(chr(c) for c in range(0x21)) + "\x7f\x85\xa0\u1680\u180e\u2000\u2001\u2002" \
+    "\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a" \
+    "\u202b\u202c\u202d\u202e\u202f\u205f\u2060\u2066\u2067\u2068\u2069\u3000\ufeff"
+
+
 def safe_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: strings starting with a formula trigger get a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+    """A CSV cell a spreadsheet shows as text: strings whose first visible character is a formula trigger
+    (`=1+1`, ` =1+1`, `\\n=1+1`) get a leading quote."""
+    if isinstance(value, str) and (
+        value.startswith(FORMULA_TRIGGERS) or value.lstrip(_SKIPPED_BEFORE_FORMULA).startswith(FORMULA_TRIGGERS)
+    ):
         return "'" + value
     return value
 
@@ -54,7 +64,14 @@ def filename(kind: str, fmt: str, at: datetime) -> str:
 
 
 def export_rows(kind: str, start: datetime, end: datetime, filters: dict[str, Any]) -> Iterator[tuple]:
-    """Rows (tuples in COLUMNS[kind] order) of an export, newest first, at most EXPORT_MAX_ROWS."""
+    """Rows (tuples in COLUMNS[kind] order) of an export, newest first, at most EXPORT_MAX_ROWS.
+
+    The first query runs here, before the caller starts a response: a query the database refuses fails
+    the request with a status of its own, instead of breaking a download whose 200 is already sent."""
+    return _primed(_rows(kind, start, end, filters))
+
+
+def _rows(kind: str, start: datetime, end: datetime, filters: dict[str, Any]) -> Iterator[tuple]:
     columns = COLUMNS[kind]
     if kind == "logs":
         return _stored_rows(filtered_logs(start, end, **filters), columns, start, end)
@@ -65,6 +82,11 @@ def export_rows(kind: str, start: datetime, end: datetime, filters: dict[str, An
         rows = rows.filter(metric_name=filters["metric"])
     rows = rows.order_by("-ts", "metric_name")
     return rows.values_list(*columns)[:EXPORT_MAX_ROWS].iterator(chunk_size=CHUNK_ROWS * 2)
+
+
+def _primed(rows: Iterator[tuple]) -> Iterator[tuple]:
+    first = list(islice(rows, 1))
+    return chain(first, rows)
 
 
 def _stored_rows(queryset, columns: tuple[str, ...], start: datetime, end: datetime) -> Iterator[tuple]:

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
@@ -20,6 +20,12 @@ from django.utils import timezone
 
 from command_center.selectors import stored
 from command_center.selectors.freshness import freshness
+
+# A cursor is base64 of `["<ISO time>", "<uuid>"]`: about 100 characters. Times it may name are the ones a
+# row can have (UTC, as this API writes them), well inside what `ts + RESOLUTION` and PostgreSQL can hold.
+MAX_CURSOR_CHARS = 200
+CURSOR_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+CURSOR_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class InvalidCursor(ValueError):
@@ -37,14 +43,23 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
+        """The position a cursor names; InvalidCursor for anything this API did not produce: wrong length,
+        nesting (json.loads would recurse), a time without zone or outside the years a window may have."""
+        if not text or len(text) > MAX_CURSOR_CHARS:
+            raise InvalidCursor("not a cursor returned by this API")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            if raw[:1] != b"[" or raw.count(b"[") != 1:
+                raise ValueError("not a flat pair")
             ts_text, id_text = json.loads(raw)
             ts = datetime.fromisoformat(ts_text)
             row_id = uuid.UUID(id_text)
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+            if ts.tzinfo is None:
+                raise ValueError("no time zone")
+            ts = ts.astimezone(UTC)
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError, OverflowError):
             raise InvalidCursor("not a cursor returned by this API") from None
-        if ts.tzinfo is None:
+        if not CURSOR_EARLIEST <= ts < CURSOR_LATEST:
             raise InvalidCursor("not a cursor returned by this API")
         return cls(ts, row_id)
 

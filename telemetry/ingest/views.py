@@ -14,6 +14,7 @@ import time
 
 import psycopg
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -37,6 +38,10 @@ BUFFER_FULL_RETRY_AFTER_SECONDS = 30
 DEFAULT_METRIC_BUFFER_MAX_POINTS = 2_000_000
 _READ_CHUNK_BYTES = 256 * 1024
 _BUFFER_DEPTH_TTL_SECONDS = 5.0
+# Failed authentications per client address and minute before it gets 429 (TELEMETRY_AUTH_FAILURES_PER_MINUTE).
+DEFAULT_AUTH_FAILURES_PER_MINUTE = 60
+_AUTH_FAILURE_WINDOW_SECONDS = 60
+UNAUTHORIZED_MESSAGE = "missing or wrong bearer token (Authorization: Bearer <ingest token>)"
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +68,18 @@ def _export(request: HttpRequest, signal: Signal) -> HttpResponse:
         response = _status(405, f"use POST to export {signal}", content_type)
         response["Allow"] = "POST"
         return response
-    if not _authorized(request):
-        response = _status(401, "missing or wrong bearer token (Authorization: Bearer <ingest token>)",
-                           content_type)
-        response["WWW-Authenticate"] = 'Bearer realm="otlp"'
-        return response
+    # kaiku_ops.body_limits checked the token (and the failure throttle) before the body was read
+    if not getattr(request, "scope", {}).get("kaiku_ops.ingest_authenticated"):
+        client = request.META.get("REMOTE_ADDR") or "unknown"
+        retry_after = auth_retry_after(client)
+        if retry_after is not None:
+            return _retry_later(429, "too many failed authentication attempts from this address; retry later",
+                                retry_after, content_type)
+        if not _authorized(request):
+            record_auth_failure(client)
+            response = _status(401, UNAUTHORIZED_MESSAGE, content_type)
+            response["WWW-Authenticate"] = 'Bearer realm="otlp"'
+            return response
     if signal is Signal.METRICS and _metric_buffer_full():
         return _retry_later(429, "the metric buffer is full; retry later", BUFFER_FULL_RETRY_AFTER_SECONDS,
                             content_type)
@@ -95,11 +107,47 @@ def _export(request: HttpRequest, signal: Signal) -> HttpResponse:
 
 
 def _authorized(request: HttpRequest) -> bool:
+    return bearer_token_ok(request.headers.get("Authorization", ""))
+
+
+def bearer_token_ok(authorization: str) -> bool:
+    """Does an Authorization header value carry the ingest token?"""
     expected = settings.TELEMETRY_INGEST_TOKEN
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if not expected or scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+# --- failed authentication, per client address (Redis, so every web process counts) -----------------------
+
+def _auth_failure_key(client: str, now: float) -> tuple[str, int]:
+    """The counter of `client`'s failures in the current minute, and the seconds until that minute ends."""
+    window = int(now // _AUTH_FAILURE_WINDOW_SECONDS)
+    left = _AUTH_FAILURE_WINDOW_SECONDS * (window + 1) - now
+    return f"ingest-auth-failures:{client}:{window}", max(1, int(left + 0.999))
+
+
+def auth_retry_after(client: str) -> int | None:
+    """Seconds `client` must wait after too many failed authentications this minute; None: it may try.
+    Redis unreachable: None (the export itself then meets the outage)."""
+    limit = getattr(settings, "TELEMETRY_AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE)
+    key, left = _auth_failure_key(client, time.time())
+    try:
+        failures = cache.get(key) or 0
+    except Exception as error:  # any Redis client error: do not lock senders out because Redis is down
+        logger.warning("ingest auth-failure throttle unavailable: %s: %s", type(error).__name__, error)
+        return None
+    return left if failures >= limit else None
+
+
+def record_auth_failure(client: str) -> None:
+    key, left = _auth_failure_key(client, time.time())
+    try:
+        cache.add(key, 0, timeout=left + 5)
+        cache.incr(key)
+    except Exception as error:
+        logger.warning("ingest auth-failure throttle unavailable: %s: %s", type(error).__name__, error)
 
 
 def _read_body(request: HttpRequest, max_bytes: int) -> bytes:
