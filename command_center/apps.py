@@ -9,8 +9,9 @@ class CommandCenterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from command_center import push, push_tasks  # noqa: F401  (push_tasks registers the Celery task)
+        from command_center import live_health, push, push_tasks  # noqa: F401  (push_tasks registers a task)
 
         push.connect_signals()
+        live_health.connect_signals()
 
         from command_center import checks  # noqa: F401  (registers the configuration system check)

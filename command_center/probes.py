@@ -14,14 +14,16 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
@@ -29,11 +31,13 @@ from django.utils import timezone
 from command_center.models import HealthTransition
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.signals import health_changed
+from telemetry import redis_client
 from telemetry.contract import Metric, Status, status_for
 
 logger = logging.getLogger(__name__)
 
 CACHE_KEY = "health:v1"
+RUN_LOCK_KEY = "kaiku_ops:health:probe-run"
 CACHE_SECONDS = 120  # results outlive a few missed beats; `stale` in the API tells the age
 FRESH = timedelta(minutes=5)
 DEFAULT_TIMEOUT_SECONDS = 2.0
@@ -99,11 +103,12 @@ def _threshold_state(value: float | None, key: str) -> State:
 
 
 def probe_http_api(now: datetime) -> tuple[State, str]:
-    from command_center.selectors import alerts, metrics
+    """The health URL if one is set, and the API's traffic, 5xx rate and p95 as `red.red_now` defines them
+    (the cards show the same numbers over the same window)."""
+    from command_center.selectors import red
 
-    window = metrics.total(Metric.HTTP_REQUESTS_TOTAL, now - FRESH, now)
-    rate = window.total / FRESH.total_seconds() if window.rows else None
-    traffic = f"{rate:.2f} req/s" if rate is not None else "no request metrics in 5 min"
+    api = red.red_now(now)
+    traffic = _red_detail(api)
     url = getattr(settings, "KAIKU_API_HEALTH_URL", "")
     parts = []
     if url:
@@ -116,21 +121,28 @@ def probe_http_api(now: datetime) -> tuple[State, str]:
         except Exception as error:
             return State.DOWN, f"health URL failed ({_error_text(error)}); {traffic}"
         parts.append(f"health URL {code} in {_ms_since(started)}")
-    elif rate is None:
-        return State.UNKNOWN, "KAIKU_API_HEALTH_URL not set and no request metrics yet"
+    elif api.source is None:
+        return State.UNKNOWN, "KAIKU_API_HEALTH_URL not set and no request data yet"
     parts.append(traffic)
-    if not rate:
+    if not api.requests:
         return State.DEGRADED, "; ".join(parts)
-    quality = _worst(
-        _threshold_state(
-            alerts.latency_p95_ms(Metric.HTTP_REQUEST_DURATION_SECONDS, now - FRESH, now),
-            "api_latency_p95_ms",
-        ),
-        _threshold_state(alerts.server_error_rate_pct(now - FRESH, now), "api_error_rate_pct"),
-    )
-    if quality == State.DEGRADED:
-        parts.append("latency or error rate above threshold")
-    return quality, "; ".join(parts)
+    latency = _threshold_state(api.latency_p95_ms, "api_latency_p95_ms")
+    errors = _threshold_state(api.error_rate_pct, "api_error_rate_pct")
+    if errors == State.DEGRADED:
+        parts.append("5xx rate above threshold")
+    if latency == State.DEGRADED:
+        parts.append("p95 latency above threshold")
+    return _worst(latency, errors), "; ".join(parts)
+
+
+def _red_detail(api) -> str:
+    if api.source is None:
+        return "no spans or request metrics in 5 min"
+    if not api.requests:
+        return f"no requests ({api.window_label}, {api.source})"
+    p95 = f"p95 {api.latency_p95_ms:.0f} ms" if api.latency_p95_ms is not None else "p95 unknown"
+    return (f"{api.traffic_rate:.2f} req/s, {api.error_rate_pct:.1f}% 5xx, {p95} "
+            f"({api.window_label}, {api.source})")
 
 
 def _fresh_metric_state(metric: str, now: datetime, what: str) -> tuple[State, float | None, str]:
@@ -186,8 +198,6 @@ def probe_postgresql(now: datetime) -> tuple[State, str]:
 
 
 def probe_redis(now: datetime) -> tuple[State, str]:
-    import redis
-
     started = time.perf_counter()
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=_timeout(), socket_connect_timeout=_timeout()
@@ -259,6 +269,9 @@ PROBES: dict[str, Callable[[datetime], tuple[State, str]]] = {
 }
 
 
+LIVE_SERVICES = ("http_api",)
+
+
 def _run_one(service: str, now: datetime) -> tuple[State, str]:
     try:
         return PROBES[service](now)
@@ -269,10 +282,11 @@ def _run_one(service: str, now: datetime) -> tuple[State, str]:
         connections.close_all()  # this worker thread's own connections
 
 
-def _probe_all(now: datetime) -> dict[str, ProbeResult]:
+def _probe_all(now: datetime, services: Iterable[str]) -> dict[str, ProbeResult]:
     budget = _timeout() + 1.0
-    executor = ThreadPoolExecutor(max_workers=len(PROBES), thread_name_prefix="probe")
-    futures = {service: executor.submit(_run_one, service, now) for service in PROBES}
+    services = list(services)
+    executor = ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="probe")
+    futures = {service: executor.submit(_run_one, service, now) for service in services}
     deadline = time.monotonic() + budget
     results = {}
     for service, future in futures.items():
@@ -295,10 +309,34 @@ def _previous_states() -> dict[str, str]:
     return latest
 
 
-def run_probes(now: datetime | None = None) -> dict[str, ProbeResult]:
-    """Probe every service, cache the matrix, record and announce state transitions."""
-    now = now or timezone.now()
-    results = _probe_all(now)
+def run_probes(now: datetime | None = None, services: Iterable[str] = tuple(PROBES)) -> dict[str, ProbeResult]:
+    """Probe `services` (default: all), cache the matrix, record and announce state transitions.
+
+    One run at a time across all processes: two overlapping runs (the beat's and a live re-evaluation)
+    would each compare with the same previous state and record a transition back and forth."""
+    with _one_run_at_a_time():
+        return _run_probes(now or timezone.now(), services)
+
+
+@contextmanager
+def _one_run_at_a_time() -> Iterator[None]:
+    try:
+        lock = redis_client.client().lock(RUN_LOCK_KEY, timeout=_timeout() + 5, blocking_timeout=_timeout() + 5)
+        acquired = lock.acquire()
+    except redis.RedisError:  # without Redis the matrix is not cached anyway: run unguarded
+        lock, acquired = None, False
+    try:
+        yield
+    finally:
+        if acquired:
+            try:
+                lock.release()
+            except redis.RedisError:  # expired meanwhile, or Redis went away: the timeout frees it
+                pass
+
+
+def _run_probes(now: datetime, services: Iterable[str]) -> dict[str, ProbeResult]:
+    results = _probe_all(now, services)
     previous = _previous_states()
     for service, result in results.items():
         old = previous.get(service, State.UNKNOWN.value)
@@ -317,9 +355,28 @@ def run_probes(now: datetime | None = None) -> dict[str, ProbeResult]:
                 new_status=result.status.value,
                 ts=result.checked_at,
             )
+    if len(results) < len(SERVICES):
+        _update_cached_rows(results)
+        return results
     payload = {"updated_at": now, "services": [results[service].as_dict() for service in SERVICES]}
     cache_set(CACHE_KEY, payload, CACHE_SECONDS)  # with Redis down the matrix says so (redis probe)
     return results
+
+
+def _update_cached_rows(results: dict[str, ProbeResult]) -> None:
+    """Replace the rows of `results` in the cached matrix (the full run of the next beat fills any gap)."""
+    cached = cache_get(CACHE_KEY)
+    if cached is None:
+        return
+    rows = [results[row["service"]].as_dict() if row["service"] in results else row for row in cached["services"]]
+    cache_set(CACHE_KEY, {**cached, "services": rows}, CACHE_SECONDS)
+
+
+def evaluate_live_services(now: datetime | None = None) -> dict[str, ProbeResult]:
+    """Re-probe the services whose state follows the live span windows (`LIVE_SERVICES`), right after new
+    spans arrived: an incident reaches the matrix and the `health_change` push within a second of the data,
+    not at the next beat."""
+    return run_probes(now, LIVE_SERVICES)
 
 
 def health_matrix(now: datetime | None = None) -> dict[str, Any]:

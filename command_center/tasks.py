@@ -22,3 +22,10 @@ def refresh_summary() -> str:
     """Every 5 s: recompute the cached summary so requests only read the cache."""
     overview.refresh_summary()
     return "ok"
+
+
+@shared_task(name="command_center.tasks.evaluate_live_health", ignore_result=True)
+def evaluate_live_health() -> None:
+    """Right after spans arrived (at most once a second, see command_center.live_health): re-probe the
+    services that follow the live windows."""
+    probes.evaluate_live_services()

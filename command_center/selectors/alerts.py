@@ -1,7 +1,9 @@
 """The current value of every thresholded signal (contract section 10), and which of them are red.
 
-Windows: latency, error and OTel rates over 5 minutes; voice join success and crash rate over 1 hour;
-voice quality p95s over the last hour of connection_metrics; pool and memory from the latest gauges.
+Windows: API latency and error rate as `red.red_now` defines them (the last 60 s of live span windows, or
+the last 5 flushed minutes of request metrics); DB latency and OTel rates over 5 minutes; voice join success
+and crash rate over 1 hour; voice quality p95s over the last hour of connection_metrics; pool and memory
+from the latest gauges.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from command_center.selectors import metrics, voice
+from command_center.selectors import metrics, red, voice
 from command_center.selectors.config import thresholds
-from telemetry.contract import Label, Metric, Status, status_for
+from telemetry.contract import Metric, Status, status_for
 
 FIVE_MINUTES = timedelta(minutes=5)
 GAUGE_FRESHNESS = timedelta(minutes=5)
-SERVER_ERROR = metrics.LabelMatch(Label.HTTP_STATUS_CODE, prefix="5")
+SERVER_ERROR = red.SERVER_ERROR
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -55,14 +57,15 @@ def dropped_spans(start: datetime, end: datetime) -> float | None:
     return agg.total if agg.rows else None
 
 
-def signal_values(now: datetime | None = None) -> dict[str, float | None]:
-    """Threshold key → current value (None without data)."""
+def signal_values(now: datetime | None = None, red_now: red.RedNow | None = None) -> dict[str, float | None]:
+    """Threshold key → current value (None without data); `red_now` if the caller already has it."""
     now = now or timezone.now()
     start = now - FIVE_MINUTES
     quality = voice.quality_p95(now - voice.QUALITY_WINDOW, now)
+    api = red_now or red.red_now(now)
     return {
-        "api_latency_p95_ms": latency_p95_ms(Metric.HTTP_REQUEST_DURATION_SECONDS, start, now),
-        "api_error_rate_pct": server_error_rate_pct(start, now),
+        "api_latency_p95_ms": api.latency_p95_ms,
+        "api_error_rate_pct": api.error_rate_pct,
         "db_pool_pct": gauge_ratio_pct(
             Metric.DB_POOL_CONNECTIONS_ACTIVE, Metric.DB_POOL_CONNECTIONS_MAX, now
         ),

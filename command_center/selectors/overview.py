@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from command_center import probes
-from command_center.selectors import alerts, metrics
+from command_center.selectors import alerts, metrics, red
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import freshness, sample_freshness
@@ -26,6 +26,7 @@ CACHE_SECONDS = REFRESH_SECONDS["summary"]
 SPARKLINE = timedelta(hours=1)
 MINUTE = 60
 VITAL_SIGNS = ("latency_p95", "traffic_rate", "error_rate", "saturation_pct")
+WAITING_KEY = "_waiting_for_first_data"  # cached with the summary, never shown
 
 
 def process_started_at() -> datetime:
@@ -73,7 +74,30 @@ def _saturation_now(now: datetime) -> tuple[float | None, str | None]:
     return known[resource], resource
 
 
-def _vital_signs(now: datetime, signal_values: dict[str, float | None]) -> dict[str, Any]:
+def _card(unit: str, threshold_key: str | None, value: float | None, sparkline: list[float | None],
+          window_seconds: int, window_label: str, source: str | None) -> dict[str, Any]:
+    return {
+        "value": value,
+        "unit": unit,
+        "status": alerts.status_of(threshold_key, value) if threshold_key else None,
+        "window_seconds": window_seconds,
+        "window_label": window_label,
+        "source": source,
+        "sparkline": sparkline,
+    }
+
+
+def _api_cards(api: red.RedNow, sparklines: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The three cards `red.red_now` defines, with the window and source they were read from."""
+    window = (api.window_seconds, api.window_label, api.source)
+    return {
+        "latency_p95": _card("ms", "api_latency_p95_ms", api.latency_p95_ms, sparklines["latency_p95"], *window),
+        "traffic_rate": _card("req/s", None, api.traffic_rate, sparklines["traffic_rate"], *window),
+        "error_rate": _card("%", "api_error_rate_pct", api.error_rate_pct, sparklines["error_rate"], *window),
+    }
+
+
+def _vital_signs(now: datetime, api: red.RedNow) -> dict[str, Any]:
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)  # include the current minute
     start = end - SPARKLINE
     timestamps = metrics.bins(start, end, MINUTE)
@@ -90,50 +114,26 @@ def _vital_signs(now: datetime, signal_values: dict[str, float | None]) -> dict[
             server_errors[key].total if key in server_errors else 0.0, requests[key].total
         )
 
-    last_minute_end = now.replace(second=0, microsecond=0)
-    traffic = metrics.total(
-        Metric.HTTP_REQUESTS_TOTAL, last_minute_end - timedelta(minutes=1), last_minute_end
-    )
-    saturation, resource = _saturation_now(now)
-    cards = {
-        "latency_p95": (
-            "ms",
-            "api_latency_p95_ms",
-            300,
-            signal_values["api_latency_p95_ms"],
-            [
-                v * 1000 if v is not None else None
-                for v in _series(durations, timestamps, lambda agg: agg.quantile(0.95))
-            ],
-        ),
-        "traffic_rate": (
-            "req/s",
-            None,
-            60,
-            traffic.total / MINUTE if traffic.rows else None,
-            _series(requests, timestamps, lambda agg: agg.total / MINUTE),
-        ),
-        "error_rate": (
-            "%",
-            "api_error_rate_pct",
-            300,
-            signal_values["api_error_rate_pct"],
-            [error_pct(moment) for moment in timestamps],
-        ),
-        "saturation_pct": ("%", "db_pool_pct", 300, saturation, _saturation_series(start, end, timestamps)),
+    def sparkline(values: list[float | None]) -> dict[str, list]:
+        return {"timestamps": unix, "values": values}
+
+    sparklines = {
+        "latency_p95": sparkline([
+            v * 1000 if v is not None else None
+            for v in _series(durations, timestamps, lambda agg: agg.quantile(0.95))
+        ]),
+        "traffic_rate": sparkline(_series(requests, timestamps, lambda agg: agg.total / MINUTE)),
+        "error_rate": sparkline([error_pct(moment) for moment in timestamps]),
     }
-    result = {}
-    for name, (unit, threshold_key, window, value, sparkline) in cards.items():
-        result[name] = {
-            "value": value,
-            "unit": unit,
-            "status": alerts.status_of(threshold_key, value) if threshold_key else None,
-            "window_seconds": window,
-            "sparkline": {"timestamps": unix, "values": sparkline},
-        }
+    saturation, resource = _saturation_now(now)
+    cards = _api_cards(api, sparklines)
+    cards["saturation_pct"] = _card(
+        "%", "db_pool_pct", saturation, sparkline(_saturation_series(start, end, timestamps)),
+        int(alerts.GAUGE_FRESHNESS.total_seconds()), "latest gauge", red.Source.METRICS if resource else None,
+    )
     if resource:
-        result["saturation_pct"]["resource"] = resource
-    return result
+        cards["saturation_pct"]["resource"] = resource
+    return cards
 
 
 def _server_metadata(now: datetime) -> dict[str, Any]:
@@ -147,44 +147,76 @@ def _server_metadata(now: datetime) -> dict[str, Any]:
     return server
 
 
-def _null_values(vital_signs: dict[str, Any]) -> dict[str, Any]:
-    for card in vital_signs.values():
-        card["value"], card["status"] = None, None
-    return vital_signs
+def _waiting_for_first_data(now: datetime) -> bool:
+    """The first minute of a web process, or nothing stored yet (design section 15)."""
+    started = (now - process_started_at()).total_seconds() < settings.COMMAND_CENTER_COLLECTING_SECONDS
+    return started or not metrics.any_sample_stored()
 
 
 def compute_summary(now: datetime | None = None) -> dict[str, Any]:
+    """The whole summary as of `now`."""
     now = now or timezone.now()
-    collecting = (
-        now - process_started_at()
-    ).total_seconds() < settings.COMMAND_CENTER_COLLECTING_SECONDS or not metrics.any_sample_stored()
-    signal_values = alerts.signal_values(now)
-    vital_signs = _vital_signs(now, signal_values)
-    health = probes.health_matrix(now)
+    api = red.red_now(now)
+    return _public(_with_live(_base_summary(now, api), now, api))
+
+
+def _base_summary(now: datetime, api: red.RedNow) -> dict[str, Any]:
+    """What is cached: everything, with the live part as of `now` (`_with_live` replaces it)."""
+    signal_values = alerts.signal_values(now, api)
     newest_request = metrics.newest_sample_ts(Metric.HTTP_REQUESTS_TOTAL)
     return {
-        "state": "collecting" if collecting else "ok",
+        "state": "ok",
         **sample_freshness(newest_request, REFRESH_SECONDS["summary"], now),
-        "vital_signs": _null_values(vital_signs) if collecting else vital_signs,
-        "health": {
-            **freshness(health["updated_at"], REFRESH_SECONDS["health"], now),
-            "services": health["services"],
-        },
+        "vital_signs": _vital_signs(now, api),
         "server": _server_metadata(now),
-        "alerts": alerts.alerts({key: None for key in signal_values} if collecting else signal_values),
+        "alerts": alerts.alerts(signal_values),
+        WAITING_KEY: _waiting_for_first_data(now),
     }
+
+
+def _with_live(summary: dict[str, Any], now: datetime, api: red.RedNow | None = None) -> dict[str, Any]:
+    """`summary` with what changes within seconds read anew: the API cards, the alerts that follow from them
+    and the health matrix (each a Redis read). The cached rest (sparklines, gauges, voice) is seconds old."""
+    api = api or red.red_now(now)
+    summary = {**summary, "vital_signs": {**summary["vital_signs"]}}
+    for name, card in _api_cards(api, {name: summary["vital_signs"][name]["sparkline"]
+                                       for name in ("latency_p95", "traffic_rate", "error_rate")}).items():
+        summary["vital_signs"][name] = {**summary["vital_signs"][name], **card}
+    values = {key: signal["value"] for key, signal in summary["alerts"]["signals"].items()}
+    values.update(api_latency_p95_ms=api.latency_p95_ms, api_error_rate_pct=api.error_rate_pct)
+    collecting = summary[WAITING_KEY] and api.source != red.Source.SPANS
+    health = probes.health_matrix(now)
+    summary.update(
+        state="collecting" if collecting else "ok",
+        alerts=alerts.alerts({key: None for key in values} if collecting else values),
+        health={**freshness(health["updated_at"], REFRESH_SECONDS["health"], now), "services": health["services"]},
+    )
+    if collecting:
+        summary["vital_signs"] = {name: {**card, "value": None, "status": None}
+                                  for name, card in summary["vital_signs"].items()}
+    return summary
 
 
 def refresh_summary() -> dict[str, Any]:
     """Compute the summary and cache it (the beat task and cache misses call this)."""
-    summary = compute_summary()
-    cache_set(CACHE_KEY, summary, CACHE_SECONDS)
-    return summary
+    now = timezone.now()
+    api = red.red_now(now)
+    base = _base_summary(now, api)
+    cache_set(CACHE_KEY, base, CACHE_SECONDS)
+    return _public(_with_live(base, now, api))
 
 
 def summary() -> dict[str, Any]:
+    """The cached summary with its live part read now: an incident shows on the next request, not after
+    the next refresh."""
     cached = cache_get(CACHE_KEY)
-    return cached if cached is not None else refresh_summary()
+    if cached is None:
+        return refresh_summary()
+    return _public(_with_live(cached, timezone.now()))
+
+
+def _public(summary: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in summary.items() if key != WAITING_KEY}
 
 
 def vital_signs() -> dict[str, float | None]:

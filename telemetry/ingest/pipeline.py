@@ -9,10 +9,11 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from google.protobuf.message import Message
 
-from telemetry import service_instances
+from telemetry import live_windows, service_instances
 from telemetry.ingest import logs, metrics, traces
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.otlp import Signal
+from telemetry.signals import live_windows_updated
 
 logger = logging.getLogger(__name__)
 _RESOURCE_LISTS = {Signal.METRICS: "resource_metrics", Signal.LOGS: "resource_logs", Signal.TRACES: "resource_spans"}
@@ -36,9 +37,14 @@ def ingest(
         with transaction.atomic(using=using):
             logs.store_logs(request, outcome, window, using)
     else:
-        trace_rows = traces.trace_rows(request, outcome, window, traces.TraceSelection.from_settings())
+        live = live_windows.LiveCounts()
+        trace_rows = traces.trace_rows(request, outcome, window, traces.TraceSelection.from_settings(), live)
         with transaction.atomic(using=using):
             traces.store_trace_rows(trace_rows, outcome, using)
+        # After the commit: a request that failed to store answers 503 and is re-sent, so counting it
+        # earlier would count its requests twice.
+        if live.spans and live_windows.record(live) and live.routes:
+            live_windows_updated.send(sender=ingest, received_at=live.received_at)
     _record_instances(signal, request, now, using)
     return outcome
 

@@ -6,25 +6,21 @@ Recording is best effort: a Redis failure is logged and never fails (or noticeab
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
 from telemetry.ingest.buffer import pending_depth
 from telemetry.ingest.outcome import IngestOutcome
 from telemetry.otlp import Signal
+from telemetry.redis_client import client as _redis
 
 STATS_KEY = "kaiku_ops:ingest:stats"
 _COUNTERS = ("requests", "accepted", "rejected", "not_kept", "stored", "forbidden_dropped", "bytes")
-_TIMEOUT_SECONDS = 0.25
 
 logger = logging.getLogger(__name__)
-_client_lock = threading.Lock()
-_client: redis.Redis | None = None
 
 
 def record_request(signal: Signal, outcome: IngestOutcome, body_bytes: int, decode_ms: float) -> None:
@@ -76,12 +72,3 @@ def receiver_stats() -> dict[str, Any]:
 
 def reset_stats() -> None:
     _redis().delete(STATS_KEY)
-
-
-def _redis() -> redis.Redis:
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=_TIMEOUT_SECONDS,
-                                           socket_connect_timeout=_TIMEOUT_SECONDS)
-        return _client

@@ -2,9 +2,10 @@
 
 A span is kept when it is an entry span (no parent, or kind SERVER/CONSUMER) or a db span (has
 `db.system`), and it failed, answered an HTTP status >= 500, was slow for its domain, or its trace is
-sampled. Each row records why it was kept (`KeptReason`): retention removes the spans kept only because
-their trace was sampled sooner than the others (telemetry.retention). This loop runs for every span the
-platform emits, so it converts attribute values only of candidate spans (entry spans, and child spans
+sampled. Every SERVER span also counts into the live RED windows (`telemetry.live_windows`) when the
+caller passes a `LiveCounts`. Each row records why it was kept (`KeptReason`): retention removes the spans
+kept only because their trace was sampled sooner than the others (telemetry.retention). This loop runs for
+every span the platform emits, so it converts attribute values only of candidate spans (entry spans, and child spans
 whose keys include `db.system`).
 """
 
@@ -24,11 +25,13 @@ from telemetry.ingest.copy_insert import copy_insert
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
 from telemetry.ingest.resources import service_name
 from telemetry.ingest.text import storable
+from telemetry.live_windows import LiveCounts
 from telemetry.otlp import any_value_to_python
 from telemetry.packing import TRACES, packed_row_condition
 from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 
 _ENTRY_KINDS = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
+_SERVER = Span.SPAN_KIND_SERVER
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _DB_SYSTEM = Attr.DB_SYSTEM.value  # a plain str: compared once per attribute key of every child span
 _READ_ATTRIBUTES = frozenset({Attr.KAIKU_DOMAIN, Attr.DB_SYSTEM, Label.HTTP_ROUTE, Label.HTTP_STATUS_CODE})
@@ -77,11 +80,18 @@ class TraceSelection:
 
 
 def trace_rows(
-    request: ExportTraceServiceRequest, outcome: IngestOutcome, window: TimeWindow, selection: TraceSelection
+    request: ExportTraceServiceRequest,
+    outcome: IngestOutcome,
+    window: TimeWindow,
+    selection: TraceSelection,
+    live: LiveCounts | None = None,
 ) -> list[tuple]:
-    """Value tuples (in storage.TRACE_COLUMNS order) of the spans to keep; counts all spans in `outcome`."""
+    """Value tuples (in storage.TRACE_COLUMNS order) of the spans to keep; counts all spans in `outcome`,
+    and the recent SERVER spans in `live`."""
     oldest, newest = window.oldest_ns, window.newest_ns
     slow_ns, db_slow_ns, sample_below = selection.slow_ns, selection.db_slow_ns, selection.sample_below
+    live_after_ns = live.recent_after_ns if live is not None else None
+    routes: dict[object, str] = {}
     rows = []
     for resource_spans in request.resource_spans:
         service = service_name(resource_spans.resource)
@@ -100,6 +110,8 @@ def trace_rows(
                     outcome.reject(REASON_BAD_TIMES)
                     continue
                 outcome.accepted += 1
+                if live is not None:
+                    live.spans += 1
                 failed = span.status.code == _STATUS_ERROR
                 sampled = int.from_bytes(trace_id[:8], "big") < sample_below
                 if span.parent_span_id and span.kind not in _ENTRY_KINDS:
@@ -113,7 +125,11 @@ def trace_rows(
                     attributes = _read_attributes(span.attributes)
                 status_code = normalize_status_code(attributes.get(Label.HTTP_STATUS_CODE))
                 is_db = Attr.DB_SYSTEM in attributes
-                if failed or (status_code is not None and status_code >= "500"):
+                server_error = failed or (status_code is not None and status_code >= "500")
+                if live_after_ns is not None and span.kind == _SERVER and span.end_time_unix_nano >= live_after_ns:
+                    live.add_request(service, _live_route(routes, attributes.get(Label.HTTP_ROUTE)), duration,
+                                     server_error)
+                if server_error:
                     reason = KeptReason.ERROR
                 elif duration >= (db_slow_ns if is_db else slow_ns):
                     reason = KeptReason.SLOW
@@ -130,6 +146,14 @@ def store_trace_rows(rows: list[tuple], outcome: IngestOutcome, using: str = "de
     if rows:
         outcome.stored += len(copy_insert("telemetry_trace_index", TRACE_COLUMNS, rows, ("id",), using,
                                           skip=packed_row_condition(TRACES, "staged")))
+
+
+def _live_route(known: dict[object, str], route: object) -> str:
+    """The contract's form of `route` ("" when absent), normalised once per distinct value and request."""
+    normalised = known.get(route)
+    if normalised is None:
+        normalised = known[route] = storable(normalize_route(route)) if isinstance(route, str) else ""
+    return normalised
 
 
 def _has_db_system(attributes: Iterable[Any]) -> bool:

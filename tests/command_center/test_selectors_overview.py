@@ -82,7 +82,10 @@ def test_vital_signs_are_computed_from_merged_buckets_and_increases(now, started
     # (The mean of the two stored p95s would be about 293 ms: percentiles are never averaged.)
     assert cards["latency_p95"]["value"] == pytest.approx(475.0)
     assert cards["latency_p95"]["status"] == "yellow"
-    assert cards["traffic_rate"]["value"] == pytest.approx(100 / 60)
+    # No spans arrive: the cards read the five flushed minutes ending with the newest one, and say so.
+    assert cards["traffic_rate"]["value"] == pytest.approx(100 / 300)
+    assert {(card["source"], card["window_seconds"]) for name, card in cards.items()
+            if name != "saturation_pct"} == {("metrics", 300)}
     assert cards["error_rate"]["value"] == pytest.approx(10.0)
     assert cards["error_rate"]["status"] == "red"
     assert cards["saturation_pct"]["value"] == pytest.approx(70.0)  # pool 7/10 beats queue 50/200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from telemetry import redis_client
 from telemetry.ingest import stats
 from telemetry.ingest.outcome import IngestOutcome
 from telemetry.otlp import Signal
@@ -35,13 +36,13 @@ def test_requests_add_up_per_signal(clean_stats):
 
 
 def test_a_redis_outage_never_fails_recording(settings, monkeypatch):
-    monkeypatch.setattr(stats, "_client", None)
+    monkeypatch.setattr(redis_client, "_client", None)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: a real connection failure
     try:
         stats.record_request(Signal.TRACES, IngestOutcome(Signal.TRACES, accepted=1), 10, 1.0)
         assert stats.receiver_stats()["available"] is False
     finally:
-        monkeypatch.setattr(stats, "_client", None)
+        monkeypatch.setattr(redis_client, "_client", None)
 
 
 def test_forbidden_drops_are_part_of_the_stats(clean_stats):

@@ -1,0 +1,168 @@
+"""Live RED windows: requests, server errors and a latency histogram per service and route, counted from
+every SERVER span as it arrives, in 10-second windows kept in Redis.
+
+Metrics stay the source of record, but they arrive once a minute (the platform's export interval) and are
+flushed a minute later: far too late for "is something wrong right now?". Spans arrive every few seconds
+(the SDK's batch delay), and the receiver walks every one of them anyway, so counting the entry spans costs
+a few dictionary updates per span and one Redis round trip per export request. Every web process adds to
+the same windows (HINCRBY is atomic), and the windows expire on their own after `KEEP_SECONDS`.
+
+A span counts in the window of the moment it *arrives* (the receiver's clock), not of its own timestamps:
+a batch exported late never rewrites a window already shown, and a sender with a wrong clock still counts.
+Spans that ended more than `RECENT_SECONDS` ago (a backfill, a long-buffered retry) are left out: they say
+nothing about now.
+
+This module is the only place that knows the windows' Redis layout; readers go through
+`telemetry.queries.live`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+
+from telemetry.redis_client import client
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 10
+KEEP_SECONDS = 15 * 60
+RECENT_SECONDS = 5 * 60
+# Upper bounds (ms) of the latency buckets: the contract's API latency thresholds (200 / 1000 ms) are bounds,
+# so "above the threshold" is exact whatever the interpolation inside a bucket.
+LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    5, 10, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 3000, 5000, 7500, 10000,
+)
+KEY_PREFIX = "kaiku_ops:live:red:"
+SPANS_FIELD = "spans"  # every accepted span of the window, entry or not: "the platform sends spans"
+_SEPARATOR = "\x1f"
+_REQUESTS, _ERRORS, _BUCKET = "r", "e", "b"
+_NANOS_PER_MS = 1_000_000
+
+
+def window_start(unix_seconds: float) -> int:
+    return int(unix_seconds) // WINDOW_SECONDS * WINDOW_SECONDS
+
+
+def window_key(start: int) -> str:
+    return f"{KEY_PREFIX}{start}"
+
+
+def bucket_index(duration_ms: float) -> int:
+    """The bucket holding `duration_ms`: bucket i is (bounds[i-1], bounds[i]], the last one +Inf."""
+    return bisect_left(LATENCY_BOUNDS_MS, duration_ms)
+
+
+@dataclass
+class RouteCounts:
+    requests: int = 0
+    errors: int = 0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+
+
+@dataclass
+class LiveCounts:
+    """What one export request adds to the current window; filled by the span loop of ingestion."""
+
+    received_at: float = field(default_factory=time.time)
+    spans: int = 0
+    routes: dict[tuple[str, str], RouteCounts] = field(default_factory=dict)
+
+    @property
+    def recent_after_ns(self) -> int:
+        """Spans that ended before this (Unix ns) are too old to count."""
+        return int((self.received_at - RECENT_SECONDS) * 1_000_000_000)
+
+    def add_request(self, service: str, route: str, duration_ns: int, error: bool) -> None:
+        """One SERVER span: `route` as normalised by the contract, `error` for a 5xx or a failed span."""
+        counts = self.routes.get((service, route))
+        if counts is None:
+            counts = self.routes[(service, route)] = RouteCounts()
+        counts.requests += 1
+        counts.errors += error
+        counts.buckets[bucket_index(duration_ns / _NANOS_PER_MS)] += 1
+
+
+def record(counts: LiveCounts) -> bool:
+    """Add `counts` to the window of their arrival, in one round trip; False when Redis refused (logged)."""
+    if not counts.spans:
+        return True
+    key = window_key(window_start(counts.received_at))
+    try:
+        pipe = client().pipeline(transaction=False)
+        pipe.hincrby(key, SPANS_FIELD, counts.spans)
+        for (service, route), route_counts in counts.routes.items():
+            prefix = f"{_field_part(service)}{_SEPARATOR}{_field_part(route)}{_SEPARATOR}"
+            pipe.hincrby(key, prefix + _REQUESTS, route_counts.requests)
+            if route_counts.errors:
+                pipe.hincrby(key, prefix + _ERRORS, route_counts.errors)
+            for index, count in enumerate(route_counts.buckets):
+                if count:
+                    pipe.hincrby(key, f"{prefix}{_BUCKET}{index}", count)
+        pipe.expire(key, KEEP_SECONDS)
+        pipe.execute()
+    except redis.RedisError as error:
+        logger.warning("live windows not updated (Redis: %s)", error)
+        return False
+    return True
+
+
+def _field_part(text: str) -> str:
+    return text.replace(_SEPARATOR, " ")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One stored window as read back: its start (Unix s), span count and per-(service, route) counts."""
+
+    start: int
+    spans: int
+    routes: dict[tuple[str, str], RouteCounts]
+
+
+def read(starts: Iterable[int]) -> list[Window] | None:
+    """The windows starting at `starts` (absent ones are empty); None when Redis cannot be read."""
+    starts = list(starts)
+    try:
+        pipe = client().pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(window_key(start))
+        raw_windows = pipe.execute()
+    except redis.RedisError as error:
+        logger.warning("live windows unavailable (Redis: %s)", error)
+        return None
+    return [_parse(start, raw) for start, raw in zip(starts, raw_windows, strict=True)]
+
+
+def _parse(start: int, raw: dict[bytes, bytes]) -> Window:
+    spans = 0
+    routes: dict[tuple[str, str], RouteCounts] = {}
+    for raw_field, raw_value in raw.items():
+        name, value = raw_field.decode(), int(raw_value)
+        if name == SPANS_FIELD:
+            spans = value
+            continue
+        service, route, what = name.split(_SEPARATOR, 2)
+        counts = routes.get((service, route))
+        if counts is None:
+            counts = routes[(service, route)] = RouteCounts()
+        if what == _REQUESTS:
+            counts.requests = value
+        elif what == _ERRORS:
+            counts.errors = value
+        else:
+            counts.buckets[int(what[len(_BUCKET):])] = value
+    return Window(start, spans, routes)
+
+
+def reset() -> None:
+    """Forget every window (tests and demo resets)."""
+    redis_client = client()
+    keys = list(redis_client.scan_iter(f"{KEY_PREFIX}*", count=1000))
+    if keys:
+        redis_client.delete(*keys)
