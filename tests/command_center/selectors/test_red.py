@@ -1,0 +1,85 @@
+"""One definition of traffic, error rate and p95: the cards, the alerts, the HTTP API row and the push agree."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from command_center import probes
+from command_center.selectors import overview, red
+from telemetry.ingest.pipeline import ingest
+from telemetry.otlp import Signal
+from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.command_center.test_selectors_overview import seed_http
+from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def started_long_ago(monkeypatch):
+    monkeypatch.setattr(overview, "process_started_at", lambda: timezone.now() - timedelta(hours=1))
+
+
+def send_requests(count: int, duration_ms: float, status: int, route: str = "/api/v1/guilds") -> None:
+    start = timezone.now() - timedelta(seconds=2)
+    spans = [span(os.urandom(16), os.urandom(8), ns(start), duration_ms,
+                  attributes={"http.route": route, "http.response.status_code": status}) for _ in range(count)]
+    ingest(Signal.TRACES, traces_request(*spans, service="kaiku-api"))
+
+
+def test_spans_win_over_metrics_and_every_place_shows_the_same_numbers(started_long_ago):
+    seed_http(timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1))  # metrics: 10 % 5xx
+    send_requests(60, 40, 200)
+    send_requests(40, 2500, 500, route="/api/v1/messages")  # 40 % failing slowly: an incident
+
+    summary = overview.summary()
+    cards = summary["vital_signs"]
+    api = red.red_now()
+    state, detail = probes.probe_http_api(timezone.now())
+
+    assert api.source == "spans" and api.requests == 100 and api.error_rate_pct == pytest.approx(40.0)
+    assert cards["error_rate"]["value"] == pytest.approx(40.0)
+    # 100 requests over the covered part of the last 60 s (50 to 60 s: the current window is partial).
+    assert 100 / 60 <= cards["traffic_rate"]["value"] <= 100 / 50
+    assert cards["latency_p95"]["value"] == pytest.approx(api.latency_p95_ms)
+    assert {cards[name]["window_label"] for name in ("latency_p95", "traffic_rate", "error_rate")} == {"last 60 s"}
+    assert cards["error_rate"]["status"] == "red" and cards["latency_p95"]["status"] == "red"
+    assert summary["alerts"]["signals"]["api_error_rate_pct"]["value"] == pytest.approx(40.0)
+    assert {"api_error_rate_pct", "api_latency_p95_ms"} <= set(summary["alerts"]["red"])
+    assert state == "degraded"
+    assert "req/s, 40.0% 5xx, p95 " in detail and "last 60 s, spans" in detail
+    assert overview.vital_signs()["error_rate"] == pytest.approx(40.0)
+
+
+def test_the_cached_summary_still_shows_an_incident_at_once(started_long_ago):
+    send_requests(100, 40, 200)
+    assert overview.refresh_summary()["vital_signs"]["error_rate"]["value"] == 0.0
+
+    send_requests(100, 40, 500)  # the summary is cached for seconds; its live part is not
+
+    assert overview.summary()["vital_signs"]["error_rate"]["value"] == pytest.approx(50.0)
+
+
+def test_without_spans_the_last_flushed_minutes_of_metrics_are_shown_and_labelled(started_long_ago):
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
+    seed_http(minute)
+
+    api = red.red_now()
+
+    assert api.source == "metrics" and api.window_seconds == 300
+    assert api.window_label == f"5 min to {minute + timedelta(minutes=1):%H:%M} UTC"
+    assert api.traffic_rate == pytest.approx(100 / 300) and api.error_rate_pct == pytest.approx(10.0)
+
+
+def test_no_source_at_all_is_no_data_not_zero():
+    assert red.red_now() == red.NO_DATA
+    assert red.NO_DATA.traffic_rate is None
+
+
+def test_per_service_numbers_come_from_the_spans():
+    send_requests(10, 40, 200)
+    assert red.red_by_service()["kaiku-api"].requests == 10
