@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +11,7 @@ from django.http import QueryDict
 from django.urls import reverse
 
 from command_center.api.params import ENDPOINTS, InvalidParameters, parse
+from command_center.selectors.pagination import Cursor, InvalidCursor
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -91,3 +94,65 @@ def test_cached_endpoints_end_a_window_ending_now_on_their_cache_period():
     assert window.end == NOW + timedelta(seconds=10)
     logs_window = parse(ENDPOINTS["logs"], QueryDict(""), later)["window"]
     assert logs_window.end == later  # lists are read live
+
+
+# --- years, offsets and crafted cursors (issue 17): a 400 naming the parameter, never an overflow --------
+
+@pytest.mark.parametrize("value", [
+    "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-23:59",
+    "2026-11-29T12:00:00+23:59", "2026-11-29T12:00:00-23:59", "2026-11-29T12:00:00+14:01", "1969-12-31T23:59:59Z",
+])
+@pytest.mark.parametrize("name", ["from", "to"])
+@pytest.mark.parametrize("endpoint", ["logs", "traces", "trends", "voice-quality", "export"])
+def test_years_and_offsets_out_of_range_are_a_400_naming_the_parameter(endpoint, name, value):
+    base = {"trends": "metric=kaiku_http_requests_total&", "export": "type=logs&"}.get(endpoint, "")
+    query = QueryDict(mutable=True)
+    query.update(QueryDict(base))
+    query[name] = value
+
+    with pytest.raises(InvalidParameters) as raised:
+        parse(ENDPOINTS[endpoint], query, NOW)
+
+    assert name in raised.value.detail
+
+
+def test_offsets_within_14_hours_are_converted_to_utc():
+    query = QueryDict(mutable=True)
+    query.update({"from": "2026-11-29T20:00:00+14:00", "to": "2026-11-29T00:00:00-11:59"})
+    window = parse(ENDPOINTS["logs"], query, NOW)["window"]
+
+    assert window.start == datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+    assert window.end == datetime(2026, 11, 29, 11, 59, tzinfo=UTC)
+    assert window.start.utcoffset() == timedelta(0)
+
+
+def crafted_cursor(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("payload", [
+    '["9999-12-31T23:59:59.999999+00:00", "8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"]',
+    '["0001-01-01T00:00:00+00:00", "8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"]',
+    '["0001-01-01T00:00:00+23:59", "8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"]',
+    '["2026-11-29T12:00:00", "8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"]',
+    "[" * 5000 + "]" * 5000,
+    '[["2026-11-29T12:00:00+00:00"], "8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"]',
+    '{"a": 1, "b": 2}',
+])
+def test_crafted_cursors_are_refused_without_overflow_or_recursion(payload):
+    cursor = crafted_cursor(payload)
+
+    with pytest.raises(InvalidCursor):
+        Cursor.decode(cursor)
+    query = QueryDict(mutable=True)
+    query["cursor"] = cursor
+    with pytest.raises(InvalidParameters) as raised:
+        parse(ENDPOINTS["logs"], query, NOW)
+    assert "cursor" in raised.value.detail
+
+
+def test_a_cursor_of_this_api_still_round_trips():
+    cursor = Cursor(datetime(2026, 11, 29, 11, 59, 59, 123456, tzinfo=UTC),
+                    uuid.UUID("8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"))
+
+    assert Cursor.decode(cursor.encode()) == cursor

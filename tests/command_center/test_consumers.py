@@ -13,7 +13,6 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import Permission
@@ -33,6 +32,7 @@ from command_center.consumers import (
     parse_client_frame,
 )
 from kaiku_ops.asgi import application
+from kaiku_ops.security import ExactOriginValidator
 
 SOCKET_PATH = "/ws/admin/observability/"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -62,6 +62,14 @@ def test_a_bad_frame_is_refused_with_a_code(text, bytes_data, code):
     with pytest.raises(FrameError) as refused:
         parse_client_frame(text, bytes_data)
     assert refused.value.code == code
+
+
+def test_a_4_kib_frame_of_nested_brackets_is_an_invalid_frame_not_a_recursion_error():
+    for text in ("[" * MAX_FRAME_BYTES, '[{"a":' * (MAX_FRAME_BYTES // 6), "[" * 2048 + "]" * 2048):
+        with pytest.raises(FrameError) as refused:
+            parse_client_frame(text)
+        assert refused.value.code == "invalid_frame"
+        assert "nest" in refused.value.message
 
 
 def test_the_limit_counts_bytes_not_characters():
@@ -131,14 +139,15 @@ def session_cookie(user) -> str:
 def socket_app(**consumer_options):
     """The socket behind the same middleware as kaiku_ops.asgi, with consumer options for the test."""
     consumer = ObservabilityConsumer.as_asgi(**consumer_options)
-    return AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([path(SOCKET_PATH[1:], consumer)])))
+    return ExactOriginValidator(AuthMiddlewareStack(URLRouter([path(SOCKET_PATH[1:], consumer)])))
 
 
-async def open_socket(cookie: str | None = None, *, app=application, origin: str = "http://127.0.0.1:8000"):
-    headers = [(b"origin", origin.encode()), (b"host", b"127.0.0.1:8000")]
+async def open_socket(cookie: str | None = None, *, app=application, origin: str = "http://127.0.0.1:8000",
+                      path: str = SOCKET_PATH, extra_headers: tuple = ()):
+    headers = [(b"origin", origin.encode()), (b"host", b"127.0.0.1:8000"), *extra_headers]
     if cookie:
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    socket = WebsocketCommunicator(app, SOCKET_PATH, headers=headers)
+    socket = WebsocketCommunicator(app, path, headers=headers)
     connected, _ = await socket.connect(timeout=5)
     return socket, connected
 
@@ -210,6 +219,62 @@ async def test_admins_connect_and_subscribe(user_of_role):
 async def test_a_page_from_a_foreign_origin_cannot_connect(superuser):
     socket, connected = await open_socket(await session_cookie(superuser), origin="https://evil.example")
     assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:9999", "http://localhost:1337", "https://127.0.0.1:8000",
+                                    "http://127.0.0.1", "http://127.0.0.1:8000.evil.example", "null", "",
+                                    "http://127.0.0.1:8000/path", "http://user@127.0.0.1:8000"])
+async def test_only_the_exact_origin_of_this_site_may_connect(superuser, origin):
+    socket, connected = await open_socket(await session_cookie(superuser), origin=origin)
+    assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_origins_trusted_for_forms_are_trusted_for_sockets(superuser, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://ops.example.org", "https://*.kaiku.example:8443"]
+    cookie = await session_cookie(superuser)
+    for origin, allowed in (("https://ops.example.org", True), ("https://ops.example.org:443", True),
+                            ("http://ops.example.org", False), ("https://ops.example.org:8443", False),
+                            ("https://eu.kaiku.example:8443", True), ("https://kaiku.example.evil:8443", False),
+                            ("https://eu.kaiku.example", False)):
+        socket, connected = await open_socket(cookie, origin=origin)
+        assert connected == allowed, origin
+        if connected:
+            await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_https_page_behind_the_front_door_connects_and_a_forged_proto_does_not_count(superuser,
+                                                                                              settings):
+    cookie, forwarded = await session_cookie(superuser), ((b"x-forwarded-proto", b"https"),)
+    socket, connected = await open_socket(cookie, origin="https://127.0.0.1:8000", extra_headers=forwarded)
+    assert not connected  # not behind the proxy: anyone could send that header
+    settings.KAIKU_BEHIND_PROXY = True
+    socket, connected = await open_socket(cookie, origin="https://127.0.0.1:8000", extra_headers=forwarded)
+    assert connected
+    await socket.disconnect()
+    socket, connected = await open_socket(cookie, origin="http://127.0.0.1:8000", extra_headers=forwarded)
+    assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/ws/x", "/ws/admin/observability", "/ws/admin/observability/extra/", "/"])
+async def test_an_unknown_socket_route_is_refused_cleanly(superuser, path):
+    socket, connected = await open_socket(await session_cookie(superuser), path=path)
+    assert not connected
+    await socket.wait(timeout=1)  # the application ended without an exception
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_nested_frame_gets_an_error_frame_and_the_socket_keeps_working(superuser):
+    socket, _ = await open_socket(await session_cookie(superuser))
+    await socket.send_to(text_data="[" * MAX_FRAME_BYTES)
+    reply = await socket.receive_json_from(timeout=5)
+    assert (reply["type"], reply["code"]) == ("error", "invalid_frame")
+
+    assert (await subscribe(socket, "logs"))["seq"] == 2
+    await socket.disconnect()
 
 
 @pytest.mark.django_db(transaction=True)

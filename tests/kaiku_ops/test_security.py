@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponse
+from django.test import Client
 from django.urls import reverse
 from django.views.debug import SafeExceptionReporterFilter
 
@@ -274,3 +275,31 @@ def test_error_reports_hide_the_authorization_header_and_the_token_setting(rf):
     assert INGEST_TOKEN not in repr(reporter_filter.get_safe_request_meta(request))
     safe_settings = reporter_filter.get_safe_settings()
     assert safe_settings["TELEMETRY_INGEST_TOKEN"] == reporter_filter.cleansed_substitute
+
+
+# --- login throttling (django-axes) ---------------------------------------------------------------------
+
+def test_fifteen_wrong_passwords_lock_that_login_out_even_with_the_right_one_after(client, superuser):
+    login = reverse("admin:login")
+    for attempt in range(15):
+        client.post(login, {"username": "root-admin", "password": f"wrong-{attempt}"}, REMOTE_ADDR="10.20.30.40")
+    response = client.post(login, {"username": "root-admin", "password": "pw-root-admin-1"},
+                           REMOTE_ADDR="10.20.30.40")
+
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # another address is not locked out: a guesser cannot lock the admins out
+    other = Client()
+    answer = other.post(login, {"username": "root-admin", "password": "pw-root-admin-1"}, REMOTE_ADDR="10.9.9.9")
+    assert answer.status_code == 302
+    assert "_auth_user_id" in other.session
+
+
+def test_a_few_wrong_passwords_then_the_right_one_still_log_in(client, superuser):
+    login = reverse("admin:login")
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        client.post(login, {"username": "root-admin", "password": f"wrong-{attempt}"}, REMOTE_ADDR="10.20.30.41")
+    response = client.post(login, {"username": "root-admin", "password": "pw-root-admin-1"},
+                           REMOTE_ADDR="10.20.30.41")
+
+    assert response.status_code == 302

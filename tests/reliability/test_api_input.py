@@ -5,7 +5,11 @@ parameter — never a 500 — and each arrives within a second."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +31,20 @@ SQL_INJECTIONS = (
 OVERSIZED = ("x" * 10_000, "9" * 400, "é" * 5_000)
 ODD = ("a\x00b", "\x00", "%", "_", "\\", "{id}", "", " ", "NaN", "-1", "1e309", "\ud7ff")
 HOSTILE_VALUES = SQL_INJECTIONS + OVERSIZED + ODD
-BAD_CURSORS = ("garbage", "eyJ0cyI6ICIyMDI2In0", "a" * 10_000, "0" * 64, "W10=", "null", "%00")
+
+
+def _cursor(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+ROW_ID = "8f9c2b8e-5d55-4f4c-9d8f-3d3b1f0b6f11"
+BAD_CURSORS = ("garbage", "eyJ0cyI6ICIyMDI2In0", "a" * 10_000, "0" * 64, "W10=", "null", "%00",
+               # crafted (issue 17): years 1 and 9999 (overflow), offsets of ±23:59, deep nesting
+               _cursor(f'["9999-12-31T23:59:59.999999+00:00", "{ROW_ID}"]'),
+               _cursor(f'["0001-01-01T00:00:00+00:00", "{ROW_ID}"]'),
+               _cursor(f'["0001-01-01T00:00:00+23:59", "{ROW_ID}"]'),
+               _cursor(f'["9999-12-31T23:59:59-23:59", "{ROW_ID}"]'),
+               _cursor("[" * 3000 + "]" * 3000))
 NOW = datetime.now(UTC)
 TOO_OLD = (NOW - timedelta(days=31)).isoformat()
 BAD_WINDOWS = (
@@ -39,10 +56,28 @@ BAD_WINDOWS = (
     {"to": "not-a-date"},
     {"range": "90d"},
     {"range": "30d", "from": NOW.isoformat()},
+    # issue 17: each of these answered 500 (or hung, for export) before
+    {"to": "0001-01-01T00:00:00Z"},
+    {"to": "9999-12-31T23:59:59Z", "from": "9999-12-30T23:59:59Z"},
+    {"to": (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+23:59")},
+    {"to": (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S-23:59")},
+    {"from": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S-23:59")},
 )
 VALID_BASE = {"trends": {"metric": "kaiku_http_requests_total"}, "export": {"type": "logs"}}
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_server_error_in_the_log(caplog):
+    """Any "Internal Server Error" (django.request) or "Exception inside application" (daphne) logged at
+    ERROR while a hostile request is answered fails the test, whatever status the client saw."""
+    caplog.set_level(logging.ERROR)
+    yield
+    errors = [record.getMessage()[:200] for record in caplog.records if record.levelno >= logging.ERROR
+              and ("Internal Server Error" in record.getMessage()
+                   or "Exception inside application" in record.getMessage())]
+    assert errors == []
 
 
 @pytest.fixture
@@ -191,3 +226,26 @@ def test_the_page_ignores_hostile_query_strings(client, system_admin):
         assert response.status_code == 200
         assert seconds < SLOWEST_ANSWER_S
         assert "\x00" not in response.body.decode()
+
+
+def test_an_export_with_a_23_59_offset_is_a_400_before_any_stream(admin_client, stored_rows):
+    to = (NOW - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S+23:59")
+    response, seconds = timed_get(admin_client, reverse("observability:export"), {"type": "logs", "to": to})
+
+    assert response.status_code == 400
+    assert not response.streaming
+    assert "to" in json.loads(response.body)["detail"]
+    assert seconds < SLOWEST_ANSWER_S
+
+
+@pytest.mark.parametrize("message", [" =1+1", "\n=1+1", "\t =HYPERLINK(\"x\")", "\u00a0+1", "\u200b@SUM(A1)",
+                                     "\r\n-2+3"])
+def test_csv_cells_with_blanks_before_a_formula_are_neutralised(admin_client, message):
+    LogEventFactory(ts=NOW - timedelta(minutes=5), message=message, event=message, service="kaiku-api")
+    response, _ = timed_get(admin_client, reverse("observability:export"), {"type": "logs", "format": "csv"})
+
+    assert response.status_code == 200
+    header, *rows = csv.reader(io.StringIO(response.body.decode(), newline=""))
+    cells = [row[header.index(column)] for row in rows for column in ("event", "message")]
+    assert cells and all(cell.startswith("'") and cell[1:].lstrip(" \t\r\n\u00a0\u200b")[:1] in "=+-@"
+                         for cell in cells), cells

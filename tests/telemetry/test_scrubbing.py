@@ -141,3 +141,25 @@ def test_long_hex_secrets_are_removed(secret):
 def test_scrubbing_is_idempotent_on_any_text(text):
     once = scrub(text)
     assert scrub(once) == once
+
+
+# --- text that misleads the eye (issue 17) ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("invoice\u202egpj.exe", "invoicegpj.exe"),                       # right-to-left override
+    ("a\u2066b\u2069c\u200ed\u200ff\u061cg\u202ah\u202bi\u202cj\u202dk", "abcdfghijk"),  # other bidi controls
+    ("pay\u200bpal\u2060.com\ufeff", "paypal.com"),                   # zero-width space, word joiner, BOM
+    ("\x1b[31mFAILED\x1b[0m login", "FAILED login"),                    # ANSI colour
+    ("\x1b]0;pwned\x07title", "title"),                                # OSC window title
+    ("bell\x07 back\x08space nul\x00 del\x7f c1\x85\x9b", "bell backspace nul del c1"),
+    ("line one\nline two\tcolumn", "line one\nline two\tcolumn"),      # line feed and tab stay
+    ("windows line\r\nend", "windows line\nend"),
+    ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001F468\u200d\U0001F469", None),  # ZWNJ/ZWJ stay
+])
+def test_bidi_controls_terminal_escapes_and_control_characters_are_removed(text, expected):
+    assert scrub(text) == (text if expected is None else expected)
+
+
+def test_an_invisible_character_cannot_hide_a_secret_from_the_rules():
+    assert scrub("pass\u200bword=hunter2hunter2") == "password=[redacted]"
+    assert "alice@example.org" not in scrub("alice\u200b@example.org")
