@@ -19,6 +19,10 @@ Two tiers keep some rows for less than the cap:
   `TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS`, removed once their whole UTC day is past it. By then they live in
   chunks (the packing job packs every hour older than an hour or so): each day partition of trace chunks is
   rewritten once without them, in one transaction, and compacted; the few still hot are deleted.
+
+The state of cumulative metric streams (`telemetry_metric_streams`) goes with the metric buffer's purge, but
+always by the fixed 30-day rule of `streams.expire_idle_states`, never by a shorter `older_than_days`: removing
+the state of a stream that may still send would count its history twice (that function says why).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from django.utils import timezone
 
 from telemetry import minutes
 from telemetry.contract import RETENTION_DAYS
+from telemetry.ingest import streams
 from telemetry.ingest.traces import KeptReason
 from telemetry.jobs import Job, job_run
 from telemetry.models import JobRun
@@ -53,10 +58,11 @@ from telemetry.rollups import (
 logger = logging.getLogger(__name__)
 
 # Unpartitioned tables under the same cap -> the column that dates a row.
+PENDING_TABLE = "telemetry_metric_points_pending"  # its purge also expires idle stream state
 UNPARTITIONED_TABLES: Mapping[str, str] = {
     "telemetry_series": "last_seen",
     "telemetry_job_runs": "started_at",
-    "telemetry_metric_points_pending": "minute",
+    PENDING_TABLE: "minute",
     "telemetry_service_instances": "last_seen",
 }
 # Hot table -> how its packed rows are stored; purging the hot table purges its chunks too.
@@ -163,6 +169,8 @@ def enforce_retention(
     started = time.perf_counter()
     if dry_run:
         report.tables = [_purge_table(table, cutoff, dry_run=True, using=using) for table in selected]
+        if PENDING_TABLE in selected:
+            report.tables.append(_expire_stream_states(now, dry_run=True, using=using))
         if samples_tier is not None:
             report.tiers.append(_purge_sample_tier(samples_tier, dry_run=True, using=using, after=cutoff))
         if traces_tier is not None:
@@ -175,6 +183,9 @@ def enforce_retention(
             for table in selected:
                 step = table
                 report.tables.append(_purge_table(table, cutoff, dry_run=False, using=using))
+            if PENDING_TABLE in selected:
+                step = streams.STREAMS_TABLE
+                report.tables.append(_expire_stream_states(now, dry_run=False, using=using))
             if minutes.MINUTES_TABLE in selected:
                 step = minutes.KEYS_TABLE
                 minutes.prune_keys(using=using)  # keys of bucket layouts no minute row uses any more
@@ -236,6 +247,14 @@ def _purge_table(table: str, cutoff: datetime, dry_run: bool, using: str) -> Tab
             dropped, report.packed_rows_deleted = _purge_chunks(cursor, PACKED_TABLES[table], cutoff, dry_run, using)
             report.partitions_dropped += dropped
             report.rows_deleted += report.packed_rows_deleted
+    report.duration_ms = _elapsed_ms(started)
+    return report
+
+
+def _expire_stream_states(now: datetime, dry_run: bool, using: str) -> TableReport:
+    started = time.perf_counter()
+    report = TableReport(table=streams.STREAMS_TABLE, tier=f"streams idle for {_days(RETENTION_DAYS)}")
+    report.rows_deleted = streams.expire_idle_states(now, dry_run=dry_run, using=using)
     report.duration_ms = _elapsed_ms(started)
     return report
 

@@ -38,6 +38,7 @@ REASON_NO_VALUE = "data point without a value"
 REASON_NOT_FINITE = "non-finite value"
 REASON_NEGATIVE = "negative counter value"
 REASON_TOO_LARGE = "value too large to store"
+REASON_START_AFTER_TIME = "cumulative point starts after its own time"
 _MAX_STORABLE = 2**63  # counts are stored as bigint
 
 
@@ -77,7 +78,8 @@ def store_metric_points(
         return
     cardinality.fold_over_budget(points, window, using)
     deltas = [point for point in points if not point.cumulative]
-    deltas.extend(streams.cumulative_deltas([point for point in points if point.cumulative], window, using))
+    cumulative = [point for point in points if point.cumulative]
+    deltas.extend(streams.cumulative_deltas(cumulative, outcome, window, using))
     outcome.stored += buffer.insert_pending(deltas, using)
 
 
@@ -154,9 +156,12 @@ def _point(
 ) -> MetricPoint:
     attribute_bytes = b"".join(attribute.SerializeToString(deterministic=True)
                                for attribute in sorted(point.attributes, key=lambda kv: kv.key))
+    if cumulative and point.start_time_unix_nano > point.time_unix_nano:
+        raise _Refused(REASON_START_AFTER_TIME)
     series = hashlib.blake2b(scope_identity, digest_size=16)
     series.update(name_identity)
     series.update(attribute_bytes)
+    series_key = series.digest()
     exact = hashlib.blake2b(scope_identity, digest_size=16)
     exact.update(name_identity)
     exact.update(point.SerializeToString(deterministic=True))
@@ -166,10 +171,11 @@ def _point(
         kind=spec.kind,
         cumulative=cumulative,
         labels=dict(labels),
-        stream_key=uuid.UUID(bytes=series.digest()),
+        stream_key=uuid.UUID(bytes=_stream_key(series_key, point.start_time_unix_nano)),
         point_id=uuid.UUID(bytes=exact.digest()),
         start_ns=point.start_time_unix_nano,
         time_ns=point.time_unix_nano,
+        series_key=uuid.UUID(bytes=series_key),
     )
     if data_kind in ("gauge", "sum"):
         parsed.value = _number(point, spec.kind)
@@ -179,6 +185,15 @@ def _point(
         _set_exponential_buckets(parsed, point)
     outcome.forbidden_dropped += forbidden_dropped
     return parsed
+
+
+def _stream_key(series_key: bytes, start_ns: int) -> bytes:
+    """A cumulative stream is its series plus its start time (contract section 3.1): a restarted process, even
+    one whose clock stepped back, and two senders sharing one identity are separate streams that each count.
+    A point without a start time (0) keeps the series as its stream."""
+    if not start_ns:
+        return series_key
+    return hashlib.blake2b(series_key + start_ns.to_bytes(8, "big"), digest_size=16).digest()
 
 
 def _labels(metric: str, attribute_bytes: bytes, attributes) -> tuple[dict[str, str], int]:

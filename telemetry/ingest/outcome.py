@@ -38,6 +38,12 @@ class IngestOutcome:
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejections[reason] += count
 
+    def reject_accepted(self, reason: str, count: int = 1) -> None:
+        """Reject items already counted as accepted: a check that needs stored state (a cumulative point's
+        stream) comes after the contract's."""
+        self.accepted -= count
+        self.reject(reason, count)
+
     def error_message(self) -> str:
         """English summary for `partial_success.error_message`; empty when nothing was rejected."""
         if not self.rejections:

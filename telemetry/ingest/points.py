@@ -17,7 +17,9 @@ class MetricPoint:
     kind: Kind
     cumulative: bool
     labels: dict[str, str]
-    stream_key: uuid.UUID  # the sender's time series: resource, scope, name and all point attributes
+    # The cumulative stream: the series below plus the start time (a series restarted, or two senders sharing
+    # one identity, start separate streams). Points without a start time (0) have the series as their stream.
+    stream_key: uuid.UUID
     point_id: uuid.UUID  # this exact point, so a re-sent one is recognised
     start_ns: int
     time_ns: int
@@ -26,3 +28,4 @@ class MetricPoint:
     total: float = 0.0
     bounds: list[float] | None = None
     counts: list[int] | None = None
+    series_key: uuid.UUID | None = None  # the sender's time series: resource, scope, name and all attributes

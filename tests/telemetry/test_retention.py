@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemetry import minutes
+from telemetry.contract import Metric
 from telemetry.factories import (
     ConnectionMetricFactory,
     ConnectionSessionFactory,
@@ -22,6 +23,7 @@ from telemetry.factories import (
     SeriesFactory,
     TraceIndexEntryFactory,
 )
+from telemetry.ingest.pipeline import ingest
 from telemetry.jobs import Job, last_run
 from telemetry.models import (
     ConnectionMetric,
@@ -31,10 +33,12 @@ from telemetry.models import (
     LogEvent,
     MetricSample,
 )
+from telemetry.otlp import Signal
 from telemetry.packing import LOG_CHUNKS, LOG_VIEW, TRACE_CHUNKS, TRACE_VIEW, pack_due
 from telemetry.partitions import day_partitions, ensure_partitions
 from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention
 from telemetry.rollups import refresh_rollups
+from tests.telemetry.ingest.otlp_builders import counter, metrics_request, ns
 
 NOW = timezone.now().replace(microsecond=0)
 CUTOFF = NOW - timedelta(days=30)
@@ -220,3 +224,67 @@ def test_metric_points_still_pending_past_the_cap_are_removed_too():
     with connection.cursor() as cursor:
         cursor.execute("SELECT minute FROM telemetry_metric_points_pending")
         assert cursor.fetchall() == [(CUTOFF + timedelta(minutes=1),)]
+
+
+# State of cumulative metric streams (telemetry.ingest.streams.expire_idle_states).
+DAYS_AGO_40_NS = int((NOW - timedelta(days=40)).timestamp()) * 1_000_000_000
+
+
+def _stream_state(updated_days_ago: float, start_ns: int | None) -> str:
+    """A stream state row last updated `updated_days_ago`; returns its key."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO telemetry_metric_streams (stream_key, metric_name, start_time_ns, last_time_ns,"
+                       " last_count, last_sum, updated_at) VALUES (gen_random_uuid(), 'kaiku_http_requests_total',"
+                       " %s, %s, 0, 10, %s) RETURNING stream_key::text",
+                       [start_ns, start_ns, NOW - timedelta(days=updated_days_ago)])
+        return cursor.fetchone()[0]
+
+
+def _stream_keys() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT stream_key::text FROM telemetry_metric_streams")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.django_db
+def test_stream_state_idle_for_30_days_expires_only_when_its_stream_could_not_count_in_full_again():
+    _stream_state(31, DAYS_AGO_40_NS)  # idle, started before retention: its next point only sets a baseline
+    _stream_state(31, None)  # a row no point was ever saved to
+    clock_ahead = _stream_state(31, int((NOW + timedelta(days=1)).timestamp()) * 1_000_000_000)
+    live = _stream_state(29, DAYS_AGO_40_NS)  # slow but live: without its state its next increase is lost
+    pending = "telemetry_metric_points_pending"
+
+    dry = enforce_retention(now=NOW, tables=[pending], dry_run=True)
+    report = enforce_retention(now=NOW, tables=[pending])
+
+    assert _stream_keys() == {clock_ahead, live}
+    streams = {t.table: t for t in report.tables}["telemetry_metric_streams"]
+    assert (streams.rows_deleted, streams.tier) == (2, "streams idle for 30 days")
+    assert {t.table: t.rows_deleted for t in dry.tables}["telemetry_metric_streams"] == 2
+    assert last_run(Job.PURGE).details["tables"][-1]["table"] == "telemetry_metric_streams"
+
+
+@pytest.mark.django_db
+def test_a_shorter_purge_does_not_expire_stream_state_sooner():
+    kept = _stream_state(2, DAYS_AGO_40_NS)
+
+    enforce_retention(now=NOW, older_than_days=1, tables=["telemetry_metric_points_pending"])
+
+    assert _stream_keys() == {kept}
+
+
+@pytest.mark.django_db
+def test_a_stream_resuming_after_its_state_expired_only_sets_a_new_baseline():
+    def export(value: int):
+        point = (DAYS_AGO_40_NS, ns(timezone.now()), value, {})
+        return ingest(Signal.METRICS, metrics_request(counter(Metric.WS_RECONNECTS_TOTAL, [point])))
+
+    export(10)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE telemetry_metric_streams SET updated_at = %s", [NOW - timedelta(days=31)])
+    enforce_retention(now=NOW, tables=["telemetry_metric_points_pending"])
+    assert _stream_keys() == set()
+
+    resumed = export(15)
+
+    assert (resumed.accepted, resumed.not_kept, resumed.stored) == (1, 1, 0)  # not counted in full a second time
