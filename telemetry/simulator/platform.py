@@ -7,6 +7,7 @@ request that is kept (all of them by default), so metrics and spans describe the
 """
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +44,8 @@ LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SESSION_DURATION_BOUNDS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
 ROOM_PARTICIPANT_BOUNDS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 25, 50)
 SERVICE_NAME = "vc-server"
+# Deterministic (seed_demo's history is the same every time); a live run takes `live_instance_id()`.
+DEFAULT_INSTANCE_ID = "vc-server-1"
 DB_SYSTEM = "postgresql"
 WS_EVENT_SHARES = {"message": 0.25, "typing": 0.15, "presence": 0.15, "voice_state": 0.05, "heartbeat": 0.40}
 # How often the platform's own SDK exports each signal (the kaiku_otel_* self-metrics).
@@ -144,7 +147,7 @@ class Platform:
         started_at: datetime | None = None,
         service_version: str = "2.4.1",
         environment: str = "demo",
-        instance_id: str = "vc-server-1",
+        instance_id: str = DEFAULT_INSTANCE_ID,
         span_sample_ratio: float = 1.0,
         metrics_interval: timedelta = timedelta(seconds=10),
     ) -> None:
@@ -535,6 +538,12 @@ class Platform:
             instrument.to_metric(start_ns, now_ns) for instrument in self._instruments
         )
         return request
+
+
+def live_instance_id() -> str:
+    """A `service.instance.id` of its own for one live run, e.g. "vc-server-1-3fa9c2": two runs side by side
+    (the storm beside the demo) are two instances, as two processes of a real deployment would be."""
+    return f"{DEFAULT_INSTANCE_ID}-{secrets.token_hex(3)}"
 
 
 def _outcome_sets(outcomes: tuple[str, ...]) -> list[AttributeSet]:

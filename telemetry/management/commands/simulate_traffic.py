@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from telemetry import storage
-from telemetry.simulator.platform import Batch, Platform
+from telemetry.simulator.platform import Batch, Platform, live_instance_id
 from telemetry.simulator.profiles import PROFILES, get_profile
 from telemetry.simulator.sender import SIGNALS, OtlpSender, SenderError
 from telemetry.voice import voice_alias
@@ -32,6 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch-seconds", type=float, default=1.0, help="seconds between exports")
         parser.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
         parser.add_argument(
+            "--instance-id", default=None,
+            help="service.instance.id to report (default: vc-server-1-<6 random hex digits>, one per run)",
+        )
+        parser.add_argument(
             "--no-voice-rows", action="store_true", help="do not write connection_sessions/connection_metrics"
         )
 
@@ -48,10 +52,11 @@ class Command(BaseCommand):
         profile = get_profile(options["profile"])
         # Voice rows go only to our own copies, never to a configured Kaiku platform database.
         self._write_voice_rows = not options["no_voice_rows"] and voice_alias() == "default"
-        platform = Platform(profile, seed=options["seed"], started_at=datetime.now(UTC))
+        instance_id = options["instance_id"] or live_instance_id()
+        platform = Platform(profile, seed=options["seed"], started_at=datetime.now(UTC), instance_id=instance_id)
         window = platform.incident_window()
         self.stdout.write(
-            f"simulating '{profile.name}' to {sender.base_url}"
+            f"simulating '{profile.name}' as {instance_id} to {sender.base_url}"
             + (f", incident {window[0]:%H:%M:%S}-{window[1]:%H:%M:%S} UTC" if window else "")
             + (f" for {options['duration']:g} s" if options["duration"] else " until Ctrl-C")
         )
