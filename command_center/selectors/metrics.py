@@ -443,3 +443,22 @@ def bins(start: datetime, end: datetime, step_seconds: int) -> list[datetime]:
 
 def ratio_pct(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole else None
+
+
+# Windows up to a day read the minute table only; longer ones read whole hours from the hourly rollup. Every
+# reader of one figure over a window (a card, and the chart of the same window) must decide it the same way.
+SAMPLES_MAX_WINDOW = timedelta(hours=24)
+
+
+def reads_rollup(start: datetime, end: datetime) -> bool:
+    """Whether a window is read with the hourly rollup (`aggregate(use_rollup=...)`), as the trend charts do."""
+    return end - start > SAMPLES_MAX_WINDOW
+
+
+def window_label(seconds: float) -> str:
+    """A window's length as people write it: "1 h", "24 h", "7 d", "5 min", "90 s"."""
+    seconds = round(seconds)
+    for unit_seconds, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= unit_seconds and seconds % unit_seconds == 0 and not (unit == "d" and seconds < 2 * 86_400):
+            return f"{seconds // unit_seconds} {unit}"
+    return f"{seconds // 60} min" if seconds >= 600 else f"{seconds} s"

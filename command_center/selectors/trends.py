@@ -2,6 +2,10 @@
 
 Windows up to 24 h read the minute samples with a step giving 60–720 points; longer windows read the
 hourly rollup (plus the not-yet-rolled-up edges from the samples) with a step of whole hours.
+
+The counters whose outcome share is a figure of the voice tab (join success of `kaiku_voice_joins_total`,
+crash rate of `kaiku_voice_sessions_ended_total`) also get a `ratio`: per bin the share of that bin's summed
+counts, and over the whole window the share the card shows for the same window (`voice.share_series`).
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from command_center.selectors import metrics
+from command_center.selectors import metrics, voice
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import sample_freshness
 from telemetry.contract import CATALOGUE, Kind
 
 MAX_POINTS = 720
-SAMPLES_MAX_WINDOW = timedelta(hours=24)
+SAMPLES_MAX_WINDOW = metrics.SAMPLES_MAX_WINDOW
 # Steps that divide a day, so bins line up with minutes, hours and days.
 MINUTE_STEPS = (60, 120, 300, 600, 900, 1800, 3600)
 HOUR_STEPS = (3600, 7200, 10800, 21600, 43200, 86400)
@@ -112,6 +116,8 @@ def trend(metric: str, start: datetime, end: datetime, group_by: str | None = No
                 columns.setdefault(name, []).append(value)
         series.append({"labels": {group_by: group} if group_by else {}, "values": columns})
     newest = metrics.newest_of(aggs.values())
+    share = voice.SHARES_BY_METRIC.get(metric)
+    ratio = {"ratio": voice.share_series(share, start, end, step, use_rollup)} if share else {}
     return {
         "metric": metric,
         "kind": spec.kind.value,
@@ -122,8 +128,11 @@ def trend(metric: str, start: datetime, end: datetime, group_by: str | None = No
             "to": end,
             "step_seconds": step,
             "source": "rollup_hourly" if use_rollup else "samples",
+            "window_seconds": round((end - start).total_seconds()),
+            "window_label": metrics.window_label((end - start).total_seconds()),
         },
         **sample_freshness(newest, REFRESH_SECONDS["trends"], timezone.now()),
         "timestamps": [int(moment.timestamp()) for moment in timestamps],
         "series": series,
+        **ratio,
     }

@@ -1,7 +1,26 @@
-"""The voice tab: live gauges, join success, crash rate, quality percentiles and the Voice Health Score."""
+"""The voice tab: live gauges, join success, crash rate, quality percentiles and the Voice Health Score.
+
+One definition per number. Every place that shows one of these numbers (the voice tab summary, the voice
+pulse push, the Voice SFU probe, the alerts, the trend charts) calls the one function below that defines it,
+and says over which window it is:
+
+- **join success** (`join_success`): successful joins / all joins of `kaiku_voice_joins_total{outcome}` over
+  the window, a ratio of sums (never an average of per-minute percentages). The headline window is 1 h
+  (`HEADLINE_WINDOW`): pulse, probe, alerts and the health score; the tab also keeps a 24 h figure.
+- **crash rate** (`crash_rate`): crashed / all ended sessions of `kaiku_voice_sessions_ended_total{outcome}`,
+  the same way and over the same windows.
+- **active rooms / active sessions** (`active_rooms`, `active_sessions`): the value of the gauge in its
+  newest stored minute (the last export of that minute), if that minute is at most 5 minutes old.
+- **participants per room** (`participants_per_room`): the rooms of that same minute by their size; see there.
+
+The charts of join success and crash rate (`share_series`, used by `trends.trend`) add the same sums per bin,
+so the ratio over the chart's window is the card's figure for that window.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +29,7 @@ from django.utils import timezone
 
 from command_center.selectors import metrics
 from command_center.selectors.config import REFRESH_SECONDS, thresholds
-from command_center.selectors.freshness import freshness, newest, sample_freshness
+from command_center.selectors.freshness import SAMPLE, freshness, newest, sample_freshness
 from kaiku_ops.db_routers import read_alias
 from telemetry.contract import VOICE_HEALTH_WEIGHTS, Label, Metric, status_for, voice_health_score
 from telemetry.voice import voice_alias
@@ -18,6 +37,10 @@ from telemetry.voice import voice_alias
 GAUGE_FRESHNESS = timedelta(minutes=5)
 QUALITY_WINDOW = timedelta(hours=1)
 QUALITY_NAMES = ("poor", "fair", "good", "excellent")  # connection_metrics.quality 0..3
+# The window of the join success and crash rate shown as "now": pulse, probe, alerts, health score.
+HEADLINE_WINDOW = timedelta(hours=1)
+DAY_WINDOW = timedelta(hours=24)
+LATEST_MINUTE_LABEL = "latest minute"
 
 
 def _voice_read_alias() -> str:
@@ -26,21 +49,220 @@ def _voice_read_alias() -> str:
     return read_alias() if alias == "default" else alias
 
 
-def _outcome_rate_pct(metric: str, outcome: str, start: datetime, end: datetime) -> float | None:
-    per_outcome = metrics.by_label(metric, Label.OUTCOME, start, end)
-    whole = sum(agg.total for agg in per_outcome.values())
-    part = per_outcome[outcome].total if outcome in per_outcome else 0.0
-    return metrics.ratio_pct(part, whole)
+# --- shares of a counter's outcomes: join success, crash rate ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShareDefinition:
+    """`outcome` events as a share of all events of a counter split by `outcome`."""
+
+    key: str  # the name of the figure ("join_success", "crash_rate")
+    title: str
+    metric: Metric
+    outcome: str
+
+
+JOIN_SUCCESS = ShareDefinition("join_success", "join success", Metric.VOICE_JOINS_TOTAL, "success")
+CRASH_RATE = ShareDefinition("crash_rate", "crash rate", Metric.VOICE_SESSIONS_ENDED_TOTAL, "crash")
+SHARES_BY_METRIC: dict[str, ShareDefinition] = {share.metric.value: share for share in (JOIN_SUCCESS, CRASH_RATE)}
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share over [start, end): `part` of `whole` events, in percent (None without events)."""
+
+    definition: ShareDefinition
+    part: float
+    whole: float
+    start: datetime
+    end: datetime
+
+    @property
+    def value(self) -> float | None:
+        return metrics.ratio_pct(self.part, self.whole)
+
+    @property
+    def window_seconds(self) -> int:
+        return round((self.end - self.start).total_seconds())
+
+    @property
+    def window_label(self) -> str:
+        return metrics.window_label(self.window_seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "unit": "%",
+            "window_seconds": self.window_seconds,
+            "window_label": self.window_label,
+            "part": self.part,
+            "whole": self.whole,
+        }
+
+    def text(self) -> str:
+        """E.g. "join success 94.7% (1 h)", as the probe detail shows it."""
+        value = self.value
+        shown = f"{value:.1f}%" if value is not None else "n/a (none)"
+        return f"{self.definition.title} {shown} ({self.window_label})"
+
+
+def _share_sums(
+    definition: ShareDefinition, start: datetime, end: datetime, step_seconds: int | None, use_rollup: bool | None
+) -> dict[int | None, tuple[float, float]]:
+    """(part, whole) per bin (None without `step_seconds`): the sums every share figure and chart is made of."""
+    if use_rollup is None:
+        use_rollup = metrics.reads_rollup(start, end)
+    aggs = metrics.aggregate(
+        definition.metric, start, end, group_label=Label.OUTCOME, step_seconds=step_seconds, use_rollup=use_rollup
+    )
+    sums: dict[int | None, tuple[float, float]] = {}
+    for (bin_start, outcome), agg in aggs.items():
+        part, whole = sums.get(bin_start, (0.0, 0.0))
+        # Every event counts in the whole, also one whose outcome is missing (folded into the overflow set).
+        sums[bin_start] = (part + (agg.total if outcome == definition.outcome else 0.0), whole + agg.total)
+    return sums
+
+
+def share(definition: ShareDefinition, start: datetime, end: datetime, use_rollup: bool | None = None) -> Share:
+    """The share of `definition` over [start, end): the ratio of the summed counts, not of per-minute ratios."""
+    part, whole = _share_sums(definition, start, end, None, use_rollup).get(None, (0.0, 0.0))
+    return Share(definition, part, whole, start, end)
+
+
+def join_success(window: timedelta = HEADLINE_WINDOW, now: datetime | None = None) -> Share:
+    """Voice join success over the `window` ending `now`: success joins / all joins, in percent."""
+    now = now or timezone.now()
+    return share(JOIN_SUCCESS, now - window, now)
+
+
+def crash_rate(window: timedelta = HEADLINE_WINDOW, now: datetime | None = None) -> Share:
+    """Voice session crash rate over the `window` ending `now`: crashed / all ended sessions, in percent."""
+    now = now or timezone.now()
+    return share(CRASH_RATE, now - window, now)
 
 
 def join_success_rate_pct(window: timedelta, now: datetime | None = None) -> float | None:
-    now = now or timezone.now()
-    return _outcome_rate_pct(Metric.VOICE_JOINS_TOTAL, "success", now - window, now)
+    """`join_success(window, now).value` (for callers that need only the number, e.g. the alerts)."""
+    return join_success(window, now).value
 
 
 def crash_rate_pct(window: timedelta, now: datetime | None = None) -> float | None:
-    now = now or timezone.now()
-    return _outcome_rate_pct(Metric.VOICE_SESSIONS_ENDED_TOTAL, "crash", now - window, now)
+    """`crash_rate(window, now).value`."""
+    return crash_rate(window, now).value
+
+
+def share_series(
+    definition: ShareDefinition, start: datetime, end: datetime, step_seconds: int, use_rollup: bool | None = None
+) -> dict[str, Any]:
+    """The chart of a share: per bin the ratio of that bin's sums (not an average of per-minute percentages),
+    and over the whole window the ratio of all the bins' sums, which is `share(definition, start, end)`."""
+    sums = _share_sums(definition, start, end, step_seconds, use_rollup)
+    values, parts, wholes = [], [], []
+    for moment in metrics.bins(start, end, step_seconds):
+        part, whole = sums.get(metrics.bin_key(moment), (0.0, 0.0))
+        values.append(metrics.ratio_pct(part, whole))
+        parts.append(part)
+        wholes.append(whole)
+    window = Share(definition, sum(parts), sum(wholes), start, end)
+    return {
+        "name": f"{definition.key}_pct",
+        "title": definition.title,
+        "values": values,
+        "parts": parts,
+        "wholes": wholes,
+        **window.as_dict(),
+    }
+
+
+# --- gauges at the latest minute: active rooms, active sessions, participants per room ----------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A gauge's value in its newest stored minute (`minute`: that minute's start), None when that minute is
+    older than `GAUGE_FRESHNESS`. The value is the minute's last export (contract section 3.1)."""
+
+    value: float | None
+    minute: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "as_of": self.minute,
+            "window_seconds": int(SAMPLE.total_seconds()),
+            "window_label": LATEST_MINUTE_LABEL,
+            "max_age_seconds": int(GAUGE_FRESHNESS.total_seconds()),
+        }
+
+
+def _reading(metric: str, now: datetime) -> Reading:
+    latest = metrics.latest_gauge(metric, now - GAUGE_FRESHNESS)
+    return Reading(latest[0], latest[1]) if latest else Reading(None, None)
+
+
+def active_rooms(now: datetime | None = None) -> Reading:
+    """Active voice rooms: `kaiku_voice_rooms_active` in its newest minute (≤ 5 min old)."""
+    return _reading(Metric.VOICE_ROOMS_ACTIVE, now or timezone.now())
+
+
+def active_sessions(now: datetime | None = None) -> Reading:
+    """Active voice sessions (participants in rooms): `kaiku_voice_sessions_active` in its newest minute."""
+    return _reading(Metric.VOICE_SESSIONS_ACTIVE, now or timezone.now())
+
+
+def _apportion(counts: list[int], total: int) -> list[int]:
+    """`counts` scaled to add up to `total`, in whole numbers (largest remainder; ties to the lower bucket)."""
+    whole = sum(counts)
+    if whole <= 0 or total <= 0:
+        return [0] * len(counts)
+    exact = [count * total / whole for count in counts]
+    result = [math.floor(value + 1e-9) for value in exact]
+    remainders = sorted(range(len(counts)), key=lambda index: (-(exact[index] - result[index]), index))
+    for index in remainders[: max(0, total - sum(result))]:
+        result[index] += 1
+    return result
+
+
+def participants_per_room(now: datetime | None = None) -> dict[str, Any]:
+    """How many rooms have how many participants, at the moment `active_rooms` describes: its buckets add up
+    to the active rooms of that same minute.
+
+    What the platform sends: `kaiku_voice_room_participants` is a cumulative histogram into which the SFU
+    records every active room's size at every export (every 10 s). A stored minute holds the increase over the
+    minute, i.e. each room once per export of that minute: 5–6 times the rooms. That minute total is a count
+    of "room-exports", not of rooms; shown next to "11 active rooms" it read 55–66.
+
+    What an SRE expects next to the active-rooms figure is a snapshot: "of the 11 rooms now, 3 have 2 people,
+    ...". Minute storage cannot single out the minute's last export, so the snapshot is the minute's room-size
+    mix (its bucket shares) applied to the rooms active at that minute's last export (`active_rooms`), in whole
+    rooms. While rooms do not change size within the minute (the usual case) this is exactly the last export;
+    otherwise it is that minute's mix. `p50`/`p95` are percentiles of participants per room in that minute,
+    straight from its buckets (the trend chart's value for that minute). Buckets: `le` = upper bound (None =
+    +Inf), counts non-cumulative. Empty when no fresh rooms figure or no histogram of that minute exists.
+    """
+    rooms = active_rooms(now)
+    result: dict[str, Any] = {
+        "rooms": rooms.value,
+        "buckets": [],
+        "p50": None,
+        "p95": None,
+        **{key: value for key, value in rooms.as_dict().items() if key != "value"},
+        "window_label": f"rooms at the {LATEST_MINUTE_LABEL}",
+    }
+    if rooms.minute is None:
+        return result
+    agg = metrics.total(Metric.VOICE_ROOM_PARTICIPANTS, rooms.minute, rooms.minute + SAMPLE)
+    if agg.counts is None or agg.bounds is None:
+        return result
+    counts = _apportion(agg.counts, round(rooms.value or 0))
+    result["buckets"] = [
+        {"le": bound, "count": count} for bound, count in zip([*agg.bounds, None], counts, strict=True)
+    ]
+    result["p50"], result["p95"] = agg.quantile(0.5), agg.quantile(0.95)
+    return result
+
+
+# --- what the voice tab, the pulse and the health score show -------------------------------------------------
 
 
 def quality_p95(start: datetime, end: datetime) -> dict[str, float | None]:
@@ -56,31 +278,21 @@ def quality_p95(start: datetime, end: datetime) -> dict[str, float | None]:
     return {"packet_loss_p95_pct": loss, "jitter_p95_ms": jitter, "last_ts": last_ts}
 
 
-def _gauge_value(metric: str, now: datetime) -> tuple[float | None, datetime | None]:
-    latest = metrics.latest_gauge(metric, now - GAUGE_FRESHNESS)
-    return (latest[0], latest[1]) if latest else (None, None)
-
-
-def voice_pulse() -> dict[str, float | None]:
-    """The live voice numbers pushed every 5 s: active_sessions, active_rooms, join_success_rate_1h."""
-    now = timezone.now()
+def voice_pulse(now: datetime | None = None) -> dict[str, Any]:
+    """The live voice numbers pushed every 5 s: active_sessions, active_rooms, join_success_rate_1h, and in
+    `figures` each of them with its window (the push message carries the three numbers)."""
+    now = now or timezone.now()
+    sessions, rooms, joins = active_sessions(now), active_rooms(now), join_success(HEADLINE_WINDOW, now)
     return {
-        "active_sessions": _gauge_value(Metric.VOICE_SESSIONS_ACTIVE, now)[0],
-        "active_rooms": _gauge_value(Metric.VOICE_ROOMS_ACTIVE, now)[0],
-        "join_success_rate_1h": join_success_rate_pct(timedelta(hours=1), now),
+        "active_sessions": sessions.value,
+        "active_rooms": rooms.value,
+        "join_success_rate_1h": joins.value,
+        "figures": {
+            "active_sessions": sessions.as_dict(),
+            "active_rooms": rooms.as_dict(),
+            "join_success_rate_1h": joins.as_dict(),
+        },
     }
-
-
-def _participants_distribution(now: datetime) -> list[dict[str, Any]]:
-    """The newest minute's participants-per-room histogram as [{le, count}] (le None = +Inf)."""
-    newest_ts = metrics.newest_sample_ts(Metric.VOICE_ROOM_PARTICIPANTS)
-    if newest_ts is None or newest_ts < now - GAUGE_FRESHNESS:
-        return []
-    agg = metrics.total(Metric.VOICE_ROOM_PARTICIPANTS, newest_ts, newest_ts + timedelta(minutes=1))
-    if agg.counts is None:
-        return []
-    upper_bounds = [*agg.bounds, None]
-    return [{"le": bound, "count": count} for bound, count in zip(upper_bounds, agg.counts, strict=True)]
 
 
 def health_score(
@@ -110,25 +322,40 @@ def health_score(
     }
 
 
-def voice_summary() -> dict[str, Any]:
-    now = timezone.now()
-    sessions, sessions_ts = _gauge_value(Metric.VOICE_SESSIONS_ACTIVE, now)
-    rooms, rooms_ts = _gauge_value(Metric.VOICE_ROOMS_ACTIVE, now)
-    day = timedelta(hours=24)
-    join_success = join_success_rate_pct(day, now)
-    crashes = crash_rate_pct(day, now)
+def voice_summary(now: datetime | None = None) -> dict[str, Any]:
+    """The voice tab's numbers. Flat keys as before; `figures[<flat key>]` tells each one's window.
+
+    The health score takes join success, crash rate and the quality p95s over the same hour as the alerts
+    (`HEADLINE_WINDOW`), so a component never contradicts the alert of the same threshold.
+    """
+    now = now or timezone.now()
+    sessions, rooms = active_sessions(now), active_rooms(now)
+    joins_1h, crashes_1h = join_success(HEADLINE_WINDOW, now), crash_rate(HEADLINE_WINDOW, now)
+    joins_24h, crashes_24h = join_success(DAY_WINDOW, now), crash_rate(DAY_WINDOW, now)
+    participants = participants_per_room(now)
     quality = quality_p95(now - QUALITY_WINDOW, now)
-    updated_at = newest(sessions_ts, rooms_ts)
+    score = health_score(joins_1h.value, quality["packet_loss_p95_pct"], quality["jitter_p95_ms"], crashes_1h.value)
+    score.update(window_seconds=int(HEADLINE_WINDOW.total_seconds()),
+                 window_label=metrics.window_label(HEADLINE_WINDOW.total_seconds()))
     return {
-        **sample_freshness(updated_at, REFRESH_SECONDS["voice"], now),
-        "active_sessions": sessions,
-        "active_rooms": rooms,
-        "participants_per_room": _participants_distribution(now),
-        "join_success_rate_24h": join_success,
-        "crash_rate_24h": crashes,
-        "health_score": health_score(
-            join_success, quality["packet_loss_p95_pct"], quality["jitter_p95_ms"], crashes
-        ),
+        **sample_freshness(newest(sessions.minute, rooms.minute), REFRESH_SECONDS["voice"], now),
+        "active_sessions": sessions.value,
+        "active_rooms": rooms.value,
+        "participants_per_room": participants["buckets"],
+        "join_success_rate_1h": joins_1h.value,
+        "join_success_rate_24h": joins_24h.value,
+        "crash_rate_1h": crashes_1h.value,
+        "crash_rate_24h": crashes_24h.value,
+        "health_score": score,
+        "figures": {
+            "active_sessions": sessions.as_dict(),
+            "active_rooms": rooms.as_dict(),
+            "participants_per_room": participants,
+            "join_success_rate_1h": joins_1h.as_dict(),
+            "join_success_rate_24h": joins_24h.as_dict(),
+            "crash_rate_1h": crashes_1h.as_dict(),
+            "crash_rate_24h": crashes_24h.as_dict(),
+        },
     }
 
 

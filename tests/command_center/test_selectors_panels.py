@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from command_center import push
 from command_center.selectors import offenders, trends, voice
 from telemetry.contract import Label, Metric
 from telemetry.factories import ConnectionMetricFactory, MetricSampleFactory
@@ -151,11 +152,18 @@ def test_voice_summary_and_health_score(minute):
         "score": pytest.approx(0.5),
         "weight": 30,
     }
-    assert voice.voice_pulse() == {
+    pulse = voice.voice_pulse()
+    assert {key: pulse[key] for key in push.VOICE_PULSE_KEYS} == {
         "active_sessions": 287,
         "active_rooms": 64,
         "join_success_rate_1h": pytest.approx(90.0),
     }
+    assert pulse["figures"]["join_success_rate_1h"] == {
+        "value": pytest.approx(90.0), "unit": "%", "window_seconds": 3600, "window_label": "1 h",
+        "part": 45.0, "whole": 50.0,
+    }
+    assert pulse["figures"]["active_rooms"]["as_of"] == minute
+    assert summary["figures"]["active_rooms"] == pulse["figures"]["active_rooms"]
 
 
 def test_voice_quality_series(client, superuser):
