@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import requests
 
 from kaiku_ops.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -128,6 +129,19 @@ class Stack:
                 self.postgres.stop()
             finally:
                 self.redis.stop()
+
+    def admin_session(self, username: str = "stack-admin") -> requests.Session:
+        """A logged-in superuser's HTTP session (its cookie also opens the admin socket)."""
+        password = f"{username}-pw-1"
+        self.python("from django.contrib.auth import get_user_model; "
+                    f"get_user_model().objects.create_superuser({username!r}, password={password!r})")
+        session = requests.Session()
+        session.get(f"{self.base_url}/admin/login/", timeout=30)
+        response = session.post(f"{self.base_url}/admin/login/", allow_redirects=False, timeout=30, data={
+            "username": username, "password": password, "next": "/admin/",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"]})
+        assert response.status_code == 302, f"login failed: {response.status_code}"
+        return session
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         url = self.database_url.replace("postgres://", "postgresql://")

@@ -174,15 +174,7 @@ def test_redis_stopped_degrades_ingestion_without_500s_and_readyz_names_it(stack
 
 
 def admin_session(stack: Stack) -> requests.Session:
-    stack.python("from django.contrib.auth import get_user_model; "
-                 "get_user_model().objects.create_superuser('fault-admin', password='fault-admin-pw-1')")
-    session = requests.Session()
-    session.get(f"{stack.base_url}/admin/login/", timeout=30)
-    response = session.post(f"{stack.base_url}/admin/login/", allow_redirects=False, timeout=30, data={
-        "username": "fault-admin", "password": "fault-admin-pw-1", "next": "/admin/",
-        "csrfmiddlewaretoken": session.cookies["csrftoken"]})
-    assert response.status_code == 302
-    return session
+    return stack.admin_session("fault-admin")
 
 
 async def error_event_after_logs_arrive(stack: Stack, session: requests.Session) -> dict:
