@@ -39,6 +39,13 @@ def command_center_entry() -> dict:
 
 
 class CommandCenterAdminSite(AdminSite):
+    def each_context(self, request: HttpRequest) -> dict:
+        # "View site" would lead to `/`, which this server does not serve (a 404): it opens the Command
+        # Center for those who may see it and is left out for everyone else.
+        context = super().each_context(request)
+        context["site_url"] = command_center_url() if can_view_command_center(request.user) else None
+        return context
+
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict]:
         app_list = super().get_app_list(request, app_label)
         if app_label not in (None, APP_LABEL) or not can_view_command_center(request.user):

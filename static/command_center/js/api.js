@@ -7,6 +7,15 @@ class ApiError extends Error {
     this.body = body;
   }
 
+  // What the API said, in words: "invalid parameters (trace_id: …)".
+  get explanation() {
+    const detail = this.body?.detail;
+    const parts = detail && typeof detail === "object"
+      ? Object.entries(detail).map(([key, value]) => `${key}: ${value}`) : [];
+    if (this.status === 0) return "the API cannot be reached";
+    return parts.length ? `${this.message} (${parts.join("; ")})` : this.message;
+  }
+
   get unreachable() {
     return this.status === 0 || this.status >= 500;
   }

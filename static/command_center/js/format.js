@@ -16,24 +16,76 @@ export function formatNumber(value, { precise = false } = {}) {
   return (precise || Math.abs(value) < 10 ? PRECISE : NUMBER).format(value);
 }
 
-export function formatValue(value, unit) {
-  if (!isNumber(value)) return DASH;
-  if (unit === "ms") return `${formatNumber(value)} ms`;
-  if (unit === "%") return `${formatNumber(value)} %`;
-  if (unit === "bytes") return formatBytes(value);
-  return unit ? `${formatNumber(value)} ${unit}` : formatNumber(value);
+// Units the way Grafana shows them: durations in ms/s/min/h, bytes in KiB/MiB/GiB, rates as "/s", and large
+// plain numbers SI-abbreviated (1.2k, 3.4M). `unit` is what the API says ("ms", "s", "bytes", "per_second", "%"…).
+const DURATION_SCALES = [[3600000, "h"], [60000, "min"], [1000, "s"], [1, "ms"]];
+const BYTE_SCALES = ["B", "KiB", "MiB", "GiB", "TiB"];
+const SI_SCALES = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+
+export function unitLabel(unit) {
+  if (unit === "per_second") return "/s";
+  if (unit === "count" || unit === "samples") return "";
+  return unit ?? "";
 }
 
-function formatBytes(value) {
-  if (!isNumber(value)) return DASH;
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let index = 0;
-  let scaled = value;
-  while (Math.abs(scaled) >= 1024 && index < units.length - 1) {
-    scaled /= 1024;
-    index += 1;
+// How to show numbers of about `magnitude` in `unit`: divide by `factor`, then append `suffix`.
+// `si` is true when the suffix is an SI prefix glued to the number (12.3k req/s).
+export function scaleFor(unit, magnitude) {
+  const size = Math.abs(isNumber(magnitude) ? magnitude : 0);
+  if (unit === "ms" || unit === "s") {
+    const inMs = unit === "s" ? size * 1000 : size;
+    const base = unit === "s" ? 1000 : 1;
+    const [factor, suffix] = DURATION_SCALES.find(([step]) => inMs >= step) ?? DURATION_SCALES[3];
+    return { factor: factor / base, suffix, si: false };
   }
-  return `${NUMBER.format(scaled)} ${units[index]}`;
+  if (unit === "bytes") {
+    let index = 0;
+    while (size >= 1024 ** (index + 1) && index < BYTE_SCALES.length - 1) index += 1;
+    return { factor: 1024 ** index, suffix: BYTE_SCALES[index], si: false };
+  }
+  if (unit === "%") return { factor: 1, suffix: "%", si: false };
+  const [factor, prefix] = SI_SCALES.find(([step]) => size >= step) ?? [1, ""];
+  return { factor, suffix: prefix, si: true };
+}
+
+function joinUnit(number, scale, unit) {
+  const label = unitLabel(unit);
+  if (scale.si) {
+    const text = `${number}${scale.suffix}`;
+    return label ? `${text} ${label}` : text;
+  }
+  return scale.suffix === "%" ? `${number} %` : `${number} ${scale.suffix}`;
+}
+
+export function formatValue(value, unit) {
+  if (!isNumber(value)) return DASH;
+  const scaled = scaleFor(unit, value);
+  // Plain numbers stay whole below 100,000 (12,034 requests reads better than 12k).
+  const scale = scaled.si && Math.abs(value) < 1e5 ? { factor: 1, suffix: "", si: true } : scaled;
+  return joinUnit(formatNumber(value / scale.factor, { precise: scale.factor !== 1 && Math.abs(value / scale.factor) < 100 }),
+    scale, unit);
+}
+
+// Axis ticks: one scale for the whole axis (chosen by its largest tick), decimals from the tick spacing.
+export function formatTicks(splits, unit) {
+  const numbers = splits.filter(isNumber);
+  const largest = Math.max(0, ...numbers.map(Math.abs));
+  const scale = scaleFor(unit, largest);
+  // As few decimals as tell the ticks apart exactly (1.4 h, 2.8 h; 250k; 0.05 %), at most three.
+  const scaled = numbers.map((value) => value / scale.factor);
+  let decimals = 0;
+  while (decimals < 3 && scaled.some((value) => Math.abs(value - Number(value.toFixed(decimals))) > 1e-9 * Math.max(1, Math.abs(value)))) {
+    decimals += 1;
+  }
+  const format = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  return {
+    label: scale.si ? unitLabel(unit) : scale.suffix,
+    values: splits.map((value) => (isNumber(value) ? `${format.format(value / scale.factor)}${scale.si ? scale.suffix : ""}` : "")),
+  };
+}
+
+export function formatBytes(value) {
+  return formatValue(value, "bytes");
 }
 
 export function formatDuration(seconds) {

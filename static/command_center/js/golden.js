@@ -1,14 +1,13 @@
 // Tier 2: Golden Signals (latency, traffic, errors, saturation) with the incident view on top.
 
 import { $, el, replaceChildren } from "./dom.js";
-import { formatNumber, formatValue, parseTime } from "./format.js";
+import { formatNumber, formatShortDateTime, formatValue, isNumber, parseTime, truncate } from "./format.js";
 import { TimeChart } from "./charts.js";
 import { rangeParams } from "./url_state.js";
 import { TrendSource, bucketed, column, labelled, percentOf } from "./trends.js";
 import { dataTable, gauge } from "./widgets.js";
 import { statusFor } from "./status.js";
 
-const MARKER_LOG_LIMIT = 100;
 
 // Each chart: a title, its series, and how to pull columns out of trend responses.
 function chartSpecs(M, L, flags) {
@@ -101,8 +100,10 @@ const INCIDENT_SERIES = {
 };
 
 export class GoldenSignals {
-  constructor(panel, { api, freshness, config, pageConfig, getState, setSignal, openLogsWindow, deployTimes }) {
+  constructor(panel, { api, freshness, config, pageConfig, getState, setSignal, openLogsWindow, deployTimes, navigation }) {
     this.panel = panel;
+    this.navigation = navigation;
+    this.listLinks = [];
     this.api = api;
     this.freshness = freshness;
     this.config = config;
@@ -125,8 +126,9 @@ export class GoldenSignals {
     const specs = chartSpecs(this.M, this.L, config.feature_flags ?? {});
     for (const [signal, charts] of Object.entries(specs)) {
       const grid = el("div", { class: "cc-chart-grid" });
-      const section = el("section", { class: "cc-box cc-signal", "aria-labelledby": `cc-signal-${signal}` },
-        el("h3", { id: `cc-signal-${signal}`, text: SIGNAL_TITLES[signal] }));
+      const section = el("section", { class: "cc-box cc-signal", id: `cc-signal-${signal}`, tabindex: "-1",
+        "aria-labelledby": `cc-signal-${signal}-title` },
+      el("h3", { id: `cc-signal-${signal}-title`, text: SIGNAL_TITLES[signal] }));
       if (signal === "saturation") {
         this.poolGauge = el("div", { class: "cc-gauge-row" });
         section.append(this.poolGauge);
@@ -139,18 +141,35 @@ export class GoldenSignals {
           unit: spec.unit ?? "", stacked: spec.stacked, onPick });
         this.charts.push({ spec, chart });
       }
-      if (signal === "latency") section.append(this.tableHost("slow", "Top slow routes (p95)"));
+      if (signal === "latency") {
+        section.append(el("div", { class: "cc-two-tables" }, this.tableHost("slow", "Top slow routes (p95)"),
+          this.tableHost("slowTraces", "Slow traces in this range", this.listLink("traces", { status: "slow" }, "All slow traces"))));
+      }
       if (signal === "errors") {
         section.append(el("div", { class: "cc-two-tables" }, this.tableHost("failing", "Top failing routes"),
-          this.tableHost("categories", "Top error categories")));
+          this.tableHost("categories", "Top error categories")),
+        this.tableHost("errorLogs", "Latest ERROR logs in this range", this.listLink("logs", { level: "ERROR" }, "All ERROR logs")));
       }
       slot.append(section);
     }
   }
 
-  tableHost(name, title) {
+  tableHost(name, title, link = null) {
     this.tables[name] = el("div", { class: "cc-table-host" });
-    return el("div", { class: "cc-table-block" }, el("h4", { text: title }), this.tables[name]);
+    return el("div", { class: "cc-table-block", dataset: { table: name } },
+      el("div", { class: "cc-table-head" }, el("h4", { text: title }), link), this.tables[name]);
+  }
+
+  // A link to the Logs or Traces tab with these filters and the page's range.
+  listLink(list, filters, text) {
+    const link = el("a", { class: "cc-more-link", href: this.navigation.hrefForList(list, filters),
+      onclick: (event) => {
+        if (event.ctrlKey || event.metaKey || event.shiftKey) return;
+        event.preventDefault();
+        this.navigation.openList(list, filters);
+      } }, `${text} →`);
+    this.listLinks.push({ link, list, filters });
+    return link;
   }
 
   async refresh() {
@@ -188,29 +207,35 @@ export class GoldenSignals {
   }
 
   async refreshIncident(signal, range) {
-    const [requests, errors, primary, logs] = await Promise.all([
+    const [requests, errors, primary] = await Promise.all([
       this.trends.get(this.M.HTTP_REQUESTS_TOTAL),
       this.trends.get(this.M.HTTP_ERRORS_TOTAL),
       this.incidentPrimary(signal),
-      this.api.get("logs", { level: "ERROR", limit: MARKER_LOG_LIMIT, ...range }),
     ]);
     const errorRate = percentOf(column(errors, "rate"), column(requests, "rate"));
     const primarySpec = INCIDENT_SERIES[signal];
     this.incident.seriesSpec = [primarySpec, { label: "HTTP error rate", right: true, unit: "%" }];
     this.incident.options.unit = primarySpec.unit;
     const toSeconds = (iso) => (parseTime(iso)?.getTime() ?? 0) / 1000;
+    // Errors per time bucket (HTTP errors counted by the metric, rate × step), drawn as bars along the bottom:
+    // a storm minute is one tall bar, a quiet hour a few short ones.
+    const step = errors.range?.step_seconds ?? 60;
     const markers = {
-      errors: (logs.items ?? []).map((row) => toSeconds(row.ts)),
+      errorCounts: { timestamps: errors.timestamps ?? [], step,
+        values: column(errors, "rate").map((rate) => (isNumber(rate) ? Math.round(rate * step) : null)) },
       deploys: this.config.feature_flags?.deploy_markers ? this.deployTimes().map(toSeconds) : [],
     };
     this.incident.setData(requests.timestamps ?? [], [primary, errorRate], markers);
   }
 
   async refreshTables(range) {
-    const [slow, failing, categories] = await Promise.all([
+    for (const { link, list, filters } of this.listLinks) link.href = this.navigation.hrefForList(list, filters);
+    const [slow, failing, categories, slowTraces, errorLogs] = await Promise.all([
       this.api.get("top-routes", { sort: "latency", limit: 10, ...range }),
       this.api.get("top-routes", { sort: "errors", limit: 10, ...range }),
       this.api.get("top-errors", { limit: 10, ...range }),
+      this.api.get("traces", { status: "slow", limit: 10, ...range }),
+      this.api.get("logs", { level: "ERROR", limit: 10, ...range }),
     ]);
     const latencyThreshold = this.config.thresholds?.api_latency_p95_ms;
     const p95Cell = (value) => el("td", { class: `cc-num cc-tone-text-${statusFor(value, latencyThreshold) ?? "none"}`,
@@ -234,6 +259,20 @@ export class GoldenSignals {
         el("td", { class: "cc-num", text: formatNumber(row.count) }),
         el("td", { class: "cc-num", text: formatValue(row.share_pct, "%") }))),
       "No errors in this range."));
+    replaceChildren(this.tables.slowTraces, dataTable(
+      ["Time (UTC)", "Span", "Route", { label: "Duration", numeric: true }],
+      (slowTraces.items ?? []).map((row) => el("tr", {},
+        el("td", { class: "cc-nowrap", text: formatShortDateTime(row.ts) }),
+        el("td", { class: "cc-event", text: row.span_name ?? "" }), route(row.route ?? "—"),
+        el("td", { class: "cc-num", text: formatValue(row.duration_ms, "ms") }))),
+      "No slow traces in this range."));
+    replaceChildren(this.tables.errorLogs, dataTable(
+      ["Time (UTC)", "Service", "Event", "Message"],
+      (errorLogs.items ?? []).map((row) => el("tr", {},
+        el("td", { class: "cc-nowrap", text: formatShortDateTime(row.ts) }),
+        el("td", { text: row.service ?? "" }), el("td", { class: "cc-event", text: row.event ?? "" }),
+        el("td", { class: "cc-message-cell", text: truncate(row.message, 160) }))),
+      "No ERROR logs in this range."));
   }
 
   async refreshPoolGauge() {

@@ -8,9 +8,10 @@ import { TrendSource, column } from "./trends.js";
 import { applyBarWidths, barList, dataTable, definitionList } from "./widgets.js";
 import { badge, serviceBadge, signalBadge } from "./status.js";
 
-function box(title, extraClass = "") {
+function box(title, extraClass = "", id = null) {
   const host = el("div");
-  return { host, node: el("section", { class: `cc-box ${extraClass}` }, el("h3", { text: title }), host) };
+  return { host, node: el("section", { class: `cc-box ${extraClass}`, id, tabindex: id ? "-1" : null },
+    el("h3", { text: title }), host) };
 }
 
 function jobRun(run) {
@@ -57,10 +58,10 @@ export class Infrastructure {
     this.cadence = config.refresh_seconds?.infrastructure ?? 10;
     const onPick = (ts, step) => openLogsWindow(ts - step, ts + step);
     this.boxes = {
-      postgresql: box("PostgreSQL", "cc-wide"),
-      redis: box("Valkey (Redis)"),
-      s3: box("S3 storage"),
-      otel: box("OTel pipeline", "cc-wide"),
+      postgresql: box("PostgreSQL", "cc-wide", "cc-infra-postgresql"),
+      redis: box("Valkey (Redis)", "", "cc-infra-redis"),
+      s3: box("S3 storage", "", "cc-infra-s3"),
+      otel: box("OTel pipeline", "cc-wide", "cc-infra-otel"),
       receiver: box("OTLP receiver (this server)", "cc-wide"),
       retention: box("Retention and rollups"),
     };
@@ -68,6 +69,16 @@ export class Infrastructure {
       unit: "ms", height: 160, onPick });
     this.otelChart = new TimeChart(el("div"), { title: "OTel export failures", series: [{ label: "failures" }],
       unit: "/s", height: 160, onPick });
+    // Click-throughs focus the pool and the slow queries: built once, so a refresh never takes the focus away.
+    this.postgres = {
+      head: el("div"),
+      pool: el("div", { id: "cc-infra-pool", class: "cc-focus-target", tabindex: "-1" }),
+      slow: el("div", { id: "cc-infra-slow-queries", class: "cc-focus-target", tabindex: "-1" }),
+    };
+    replaceChildren(this.boxes.postgresql.host, this.postgres.head,
+      el("div", { class: "cc-infra-columns" }, this.postgres.pool,
+        el("div", {}, el("h4", { text: "Query latency p95" }), this.dbChart.container)),
+      this.postgres.slow);
     replaceChildren($("[data-panel-slot=infrastructure]", panel),
       el("div", { class: "cc-infra-grid" }, Object.values(this.boxes).map((entry) => entry.node)));
   }
@@ -107,23 +118,21 @@ export class Infrastructure {
       el("td", { class: "cc-num", text: formatNumber(row.count) }),
       el("td", { class: "cc-num", text: formatValue(row.p95_ms, "ms") }),
       el("td", { class: "cc-num", text: formatValue(row.max_ms, "ms") })));
-    replaceChildren(this.boxes.postgresql.host, this.header(db),
-      el("div", { class: "cc-infra-columns" },
-        el("div", {},
-          el("h4", {}, "Connection pool ", signalBadge(pool.status ?? null,
-            pool.utilization_pct === null || pool.utilization_pct === undefined
-              ? "not reported" : `${formatNumber(pool.utilization_pct)} % used`)),
-          barList([
-            { label: "active", value: pool.active, tone: pool.status ?? null },
-            { label: "idle", value: pool.idle },
-            { label: "max", value: pool.max },
-          ], { emptyText: "The pool gauges have not been reported yet." }),
-          definitionList([
-            ["Query p95", el("span", {}, formatValue(db.query_p95_ms ?? null, "ms"), " ", signalBadge(db.query_p95_status ?? null))],
-            ["Query rate", formatValue(db.query_rate_per_s ?? null, "/s")],
-          ])),
-        el("div", {}, el("h4", { text: "Query latency p95" }), this.dbChart.container)),
-      el("h4", { text: "Top slow queries (24 h)" }),
+    replaceChildren(this.postgres.head, this.header(db));
+    replaceChildren(this.postgres.pool,
+      el("h4", {}, "Connection pool ", signalBadge(pool.status ?? null,
+        pool.utilization_pct === null || pool.utilization_pct === undefined
+          ? "not reported" : `${formatNumber(pool.utilization_pct)} % used`)),
+      barList([
+        { label: "active", value: pool.active, tone: pool.status ?? null },
+        { label: "idle", value: pool.idle },
+        { label: "max", value: pool.max },
+      ], { emptyText: "The pool gauges have not been reported yet." }),
+      definitionList([
+        ["Query p95", el("span", {}, formatValue(db.query_p95_ms ?? null, "ms"), " ", signalBadge(db.query_p95_status ?? null))],
+        ["Query rate", formatValue(db.query_rate_per_s ?? null, "/s")],
+      ]));
+    replaceChildren(this.postgres.slow, el("h4", { text: "Top slow queries (24 h)" }),
       dataTable(["Span", { label: "Count", numeric: true }, { label: "p95", numeric: true }, { label: "Max", numeric: true }],
         slow, "No database spans in the trace index for the last 24 h."));
     applyBarWidths(this.boxes.postgresql.host);

@@ -37,6 +37,10 @@ class ListView {
     this.emptyNote = $(`[data-empty-for=${name}]`, panel);
     this.countNote = $(`[data-count-for=${name}]`, panel);
     this.windowNote = $(`[data-window-for=${name}]`, panel);
+    this.errorNote = $(`[data-error-for=${name}]`, panel);
+    this.emptyText = this.emptyNote.textContent.trim();
+    const cap = config.limits?.export_max_rows ?? 10000;
+    for (const note of panel.querySelectorAll("[data-export-cap]")) note.textContent = `Exports stop at ${formatNumber(cap)} rows`;
     this.nextCursor = null;
     this.pages = 0;
     this.rowCount = 0;
@@ -89,11 +93,23 @@ class ListView {
       link.href = this.exportHref(link.dataset.format);
     }
     const body = await this.api.get(this.name, { ...this.params(), limit: PAGE_SIZE });
+    this.errorNote.hidden = true;
     this.rowCount = 0;
     replaceChildren(this.tbody);
     this.append(body);
     this.pages = 1;
     this.freshness.mark(this.name, this.cadence, body.stale);
+  }
+
+  showError(message) {
+    replaceChildren(this.tbody);
+    this.rowCount = 0;
+    this.nextCursor = null;
+    this.moreButton.hidden = true;
+    this.emptyNote.hidden = true;
+    this.countNote.textContent = "";
+    this.errorNote.hidden = false;
+    this.errorNote.textContent = `The API refused this view: ${message}. Fix or clear the filters.`;
   }
 
   async loadMore() {
@@ -115,6 +131,14 @@ class ListView {
     this.nextCursor = body.next_cursor ?? null;
     this.moreButton.hidden = !this.nextCursor;
     this.emptyNote.hidden = this.rowCount > 0;
+    if (!this.rowCount) {
+      // Rows exist in this range but none passes the filters, or nothing arrives at all: two different problems.
+      const filtered = Object.entries(this.getState()[this.name]).some(([key, value]) => value && key !== "from" && key !== "to");
+      this.emptyNote.dataset.reason = body.newest_ts && filtered ? "filters" : "no-data";
+      this.emptyNote.textContent = body.newest_ts && filtered
+        ? `Nothing matches these filters. Data does arrive (the newest ${this.name === "logs" ? "log" : "span"} in this range is from ${formatDateTime(body.newest_ts)} UTC): clear or widen the filters.`
+        : this.emptyText;
+    }
     this.countNote.textContent = this.rowCount ? `${formatNumber(this.rowCount)} shown${this.nextCursor ? ", more available" : ""}` : "";
   }
 }

@@ -3,7 +3,7 @@
 import { $, $$ } from "./dom.js";
 import { Api } from "./api.js";
 import { Banner } from "./banner.js";
-import { watchTheme } from "./charts.js";
+import { onChartZoom, watchTheme } from "./charts.js";
 import { Freshness } from "./freshness.js";
 import { GoldenSignals } from "./golden.js";
 import { Infrastructure } from "./infrastructure.js";
@@ -14,6 +14,7 @@ import { LiveSocket } from "./socket.js";
 import { Tabs } from "./tabs.js";
 import { LIST_FILTERS, readState, rememberTab, toSearch } from "./url_state.js";
 import { VoiceOperations } from "./voice.js";
+import { collapseNavSidebar } from "./sidebar.js";
 
 // Used until /config answers, so a slow or failing API still leaves a working page.
 const FALLBACK_CONFIG = {
@@ -23,6 +24,23 @@ const FALLBACK_CONFIG = {
 const TAB_CADENCE_KEY = { golden: "trends", voice: "voice", infrastructure: "infrastructure", logs: "logs", traces: "traces" };
 const SOCKET_PANELS = new Set(["voice", "infrastructure", "logs"]);
 const CONFIG_RETRY_MS = 10000;
+// Where each vital card and each service of the health matrix leads: the state to set and the element that
+// explains it (scrolled into view and focused once there).
+const VITAL_TARGETS = {
+  latency: { state: { tab: "golden", signal: "latency" }, target: "#cc-signal-latency" },
+  traffic: { state: { tab: "golden", signal: "traffic" }, target: "#cc-signal-traffic" },
+  errors: { state: { tab: "golden", signal: "errors" }, logs: { level: "ERROR" }, target: "#cc-signal-errors" },
+  saturation: { state: { tab: "infrastructure" }, target: "#cc-infra-pool" },
+};
+const SERVICE_TARGETS = {
+  http_api: VITAL_TARGETS.latency,
+  websocket_hub: VITAL_TARGETS.traffic,
+  voice_sfu: { state: { tab: "voice" }, target: "#cc-panel-voice" },
+  postgresql: { state: { tab: "infrastructure" }, target: "#cc-infra-slow-queries" },
+  redis: { state: { tab: "infrastructure" }, target: "#cc-infra-redis" },
+  s3: { state: { tab: "infrastructure" }, target: "#cc-infra-s3" },
+  otel_pipeline: { state: { tab: "infrastructure" }, target: "#cc-infra-otel" },
+};
 
 function emptyFilters(list) {
   return Object.fromEntries(LIST_FILTERS[list].map((key) => [key, ""]));
@@ -39,6 +57,7 @@ class CommandCenter {
     this.banner = new Banner($("#cc-banner"), { onRetry: () => this.retryNow(), loginUrl: pageConfig.loginUrl });
     this.api = new Api(pageConfig.apiBase, (ok, error) => this.banner.setApi(ok, error));
     this.freshness = new Freshness(root);
+    this.pendingReveal = null;
   }
 
   makeLiveRegion() {
@@ -85,7 +104,7 @@ class CommandCenter {
     Object.assign(this.config, config);
     this.links = links;
     this.sections = {
-      golden: new GoldenSignals($("#cc-panel-golden"), { ...shared, setSignal: (signal) => this.update({ signal }),
+      golden: new GoldenSignals($("#cc-panel-golden"), { ...shared, navigation, setSignal: (signal) => this.update({ signal }),
         deployTimes: () => (this.overview.server?.last_deploy_at ? [this.overview.server.last_deploy_at] : []) }),
       voice: new VoiceOperations($("#cc-panel-voice"), shared),
       infrastructure: new Infrastructure($("#cc-panel-infrastructure"), shared),
@@ -101,6 +120,7 @@ class CommandCenter {
       });
     }
     this.autoRefresh.addEventListener("change", () => this.scheduleAll());
+    onChartZoom({ onZoom: (from, to) => this.zoomTo(from, to), onReset: () => this.resetZoom() });
     window.addEventListener("popstate", () => {
       this.state = readState();
       this.apply();
@@ -134,8 +154,44 @@ class CommandCenter {
     this.scheduleAll();
   }
 
-  hrefFor(changes) {
-    return `${window.location.pathname}${toSearch({ ...this.state, ...changes })}`;
+  hrefFor(changes, target = null) {
+    return `${window.location.pathname}${toSearch({ ...this.state, ...changes })}${target ?? ""}`;
+  }
+
+  // Go somewhere and bring the element that explains it into view, with the keyboard focus on it.
+  go(changes, target) {
+    this.update(changes);
+    this.reveal(target);
+  }
+
+  reveal(selector) {
+    this.pendingReveal = selector;
+    requestAnimationFrame(() => this.revealNow(selector));
+  }
+
+  revealNow(selector) {
+    const node = selector ? $(selector, this.root) : null;
+    if (!node) return;
+    if (!node.hasAttribute("tabindex")) node.setAttribute("tabindex", "-1");
+    node.scrollIntoView({ block: "start", behavior: "instant" });
+    node.focus({ preventScroll: true });
+  }
+
+  // Once the tab has loaded, heights above the target may have changed: scroll again if it still has focus.
+  settleReveal() {
+    const selector = this.pendingReveal;
+    this.pendingReveal = null;
+    const node = selector ? $(selector, this.root) : null;
+    if (node && document.activeElement === node) node.scrollIntoView({ block: "start", behavior: "instant" });
+  }
+
+  targetChanges({ state, logs }) {
+    return { ...state, ...(logs ? { logs: { ...emptyFilters("logs"), ...logs } } : {}) };
+  }
+
+  vitalTarget(name, resource) {
+    if (name === "saturation" && resource === "otel_queue") return { state: { tab: "infrastructure" }, target: "#cc-infra-otel" };
+    return VITAL_TARGETS[name];
   }
 
   navigation() {
@@ -143,16 +199,50 @@ class CommandCenter {
     const tracesFor = (traceId) => ({ tab: "traces", traces: { ...emptyFilters("traces"), trace_id: traceId } });
     return {
       logsForTrace: (traceId) => this.hrefFor(logsFor(traceId)),
-      openLogsForTrace: (traceId) => this.update(logsFor(traceId)),
+      openLogsForTrace: (traceId) => this.go(logsFor(traceId), "#cc-panel-logs"),
       tracesForTrace: (traceId) => this.hrefFor(tracesFor(traceId)),
-      openTracesForTrace: (traceId) => this.update(tracesFor(traceId)),
+      openTracesForTrace: (traceId) => this.go(tracesFor(traceId), "#cc-panel-traces"),
       setFilters: (list, filters) => this.update({ [list]: { ...emptyFilters(list), ...filters } }),
+      hrefForList: (list, filters) => this.hrefFor({ tab: list, [list]: { ...emptyFilters(list), ...filters } }),
+      openList: (list, filters) => this.go({ tab: list, [list]: { ...emptyFilters(list), ...filters } }, `#cc-panel-${list}`),
+      vitalHref: (name) => {
+        const target = VITAL_TARGETS[name];
+        return this.hrefFor(this.targetChanges(target), target.target);
+      },
+      openVital: (name, resource) => {
+        const target = this.vitalTarget(name, resource);
+        this.go(this.targetChanges(target), target.target);
+      },
+      serviceHref: (service) => {
+        const target = SERVICE_TARGETS[service];
+        return target ? this.hrefFor(this.targetChanges(target), target.target) : null;
+      },
+      openService: (service) => {
+        const target = SERVICE_TARGETS[service];
+        if (target) this.go(this.targetChanges(target), target.target);
+      },
     };
   }
 
   openLogsWindow(fromSeconds, toSeconds) {
     const iso = (seconds) => new Date(seconds * 1000).toISOString();
-    this.update({ tab: "logs", logs: { ...emptyFilters("logs"), from: iso(fromSeconds), to: iso(toSeconds) } });
+    this.go({ tab: "logs", logs: { ...emptyFilters("logs"), from: iso(fromSeconds), to: iso(toSeconds) } }, "#cc-panel-logs");
+  }
+
+  // Drag-select on a chart: the page's range becomes that window (every chart and the range picker follow).
+  zoomTo(fromSeconds, toSeconds) {
+    const span = toSeconds - fromSeconds;
+    if (!(span >= 60)) return; // narrower than a minute carries no data of its own
+    if (this.state.range) this.zoomedFrom = this.state.range;
+    const iso = (seconds) => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    this.update({ range: null, from: iso(fromSeconds), to: iso(toSeconds) });
+    this.announce(`Zoomed to ${iso(fromSeconds)} – ${iso(toSeconds)}; double-click a chart to reset`);
+  }
+
+  resetZoom() {
+    if (!(this.state.from && this.state.to)) return;
+    this.update({ range: this.zoomedFrom ?? "24h", from: null, to: null });
+    this.zoomedFrom = null;
   }
 
   socketPanels() {
@@ -171,8 +261,12 @@ class CommandCenter {
     try {
       await section.refresh(options);
     } catch (error) {
-      // The banner already tells the operator when the API is unreachable; keep the old figures.
+      // The banner tells the operator when the API is unreachable; the panel keeps its old figures and says
+      // in place what went wrong (a 400 for a bad filter must not leave it "Loading…").
       console.warn(`Command Center: ${name} could not refresh`, error);
+      const message = error?.explanation ?? String(error?.message ?? error);
+      this.freshness.fail(name === "overview" ? "overview" : name, message);
+      section.showError?.(message);
     }
   }
 
@@ -184,7 +278,7 @@ class CommandCenter {
     // The overview goes first so the tab's many requests never queue in front of it.
     const overview = this.firstOverview ?? this.run("overview");
     this.firstOverview = null;
-    overview.then(() => this.run(this.state.tab, { force: true }));
+    overview.then(() => this.run(this.state.tab, { force: true })).then(() => this.settleReveal());
     if (this.autoRefresh.checked) {
       for (const name of visible) this.timers.set(name, setInterval(() => this.run(name), this.cadence(name) * 1000));
     }
@@ -212,6 +306,7 @@ class CommandCenter {
       this.overview.addError(event);
       if (this.state.tab === "logs") this.run("logs");
     } else if (name === "error_burst") {
+      this.overview.addBurst(event);
       this.announce(`${event.count} more errors arrived in a burst`);
       this.run("overview");
     } else if (name === "health_change") {
@@ -227,6 +322,7 @@ class CommandCenter {
 
 const root = document.getElementById("cc-root");
 if (root) {
+  collapseNavSidebar();
   const pageConfig = JSON.parse(document.getElementById("cc-config").textContent);
   new CommandCenter(root, pageConfig).start();
 }

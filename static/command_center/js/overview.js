@@ -1,27 +1,45 @@
 // Tier 1, always on top: vital-sign cards, service health matrix, live error feed, server metadata.
 
-import { $, $$, el, replaceChildren } from "./dom.js";
-import { DASH, formatDateTime, formatDuration, formatNumber, formatTime, parseTime, truncate } from "./format.js";
+import { $, $$, el, replaceChildren, svg } from "./dom.js";
+import { DASH, formatDateTime, formatDuration, formatNumber, formatTime, formatValue, parseTime, truncate } from "./format.js";
 import { serviceBadge, signalWord, statusFor } from "./status.js";
 import { Sparkline } from "./charts.js";
 
-const FEED_SIZE = 25;
-const FEED_MESSAGE_CHARS = 140;
-// card (data-vital) → summary key and the threshold that colours it (traffic has none).
+const FEED_SIZE = 25; // error kinds shown
+const FEED_FETCH = 100; // newest ERROR logs read on each refresh (the API's page maximum)
+const FEED_MESSAGE_CHARS = 300;
+const FEED_SPARK_MINUTES = 15;
+const MINUTE_MS = 60000;
+// card (data-vital) → summary key, the threshold that colours it (traffic has none) and its statistic.
 const VITALS = {
-  latency: { key: "latency_p95", threshold: "api_latency_p95_ms" },
-  traffic: { key: "traffic_rate", threshold: null },
-  errors: { key: "error_rate", threshold: "api_error_rate_pct" },
-  saturation: { key: "saturation_pct", threshold: "db_pool_pct" },
+  latency: { key: "latency_p95", threshold: "api_latency_p95_ms", stat: "p95" },
+  traffic: { key: "traffic_rate", threshold: null, stat: "requests" },
+  errors: { key: "error_rate", threshold: "api_error_rate_pct", stat: "5xx rate" },
+  saturation: { key: "saturation_pct", threshold: "db_pool_pct", stat: "highest pressure" },
 };
 const RESOURCES = { db_pool: "DB pool", otel_queue: "OTel queue" };
+const SOURCES = { spans: "computed from spans", metrics: "computed from metrics" };
 
-function feedKey(row) {
-  return [row.ts, row.service, row.event, row.trace_id, row.message].join("|");
+// One error occurrence: pushed frames carry no id, so occurrences are told apart by time and content.
+function occurrenceKey(row) {
+  return [parseTime(row.ts)?.getTime() ?? row.ts, row.service, row.event, row.trace_id, row.message].join("|");
+}
+
+// One error kind: what Sentry would call an issue.
+function kindKey(row) {
+  return JSON.stringify([row.service ?? "", row.event ?? "", row.message ?? ""]);
+}
+
+function windowLabel(vital) {
+  if (vital?.window_label) return vital.window_label;
+  const seconds = vital?.window_seconds;
+  if (!seconds) return null;
+  return seconds % 60 === 0 ? `last ${seconds / 60} min` : `last ${seconds} s`;
 }
 
 export class Overview {
-  // links: {logsForTrace(traceId) → href, openLogsForTrace(traceId)}
+  // links: {logsForTrace(traceId) → href, openLogsForTrace(traceId), vitalHref(name), openVital(name),
+  //         serviceHref(service), openService(service) → true when the service has a place to go}
   constructor(root, { api, freshness, config, links, announce }) {
     this.root = root;
     this.api = api;
@@ -29,13 +47,29 @@ export class Overview {
     this.config = config;
     this.links = links;
     this.announce = announce;
-    this.feedKeys = new Set();
     this.server = null;
     this.cards = Object.fromEntries($$("[data-vital]", root).map((card) => [card.dataset.vital, {
       card, sparkline: new Sparkline($(".cc-sparkline", card)),
     }]));
+    for (const [name, { card }] of Object.entries(this.cards)) {
+      const link = $(".cc-card-link", card);
+      link.href = links.vitalHref(name);
+      link.addEventListener("click", (event) => {
+        if (event.ctrlKey || event.metaKey || event.shiftKey) return; // a new tab gets the URL state
+        event.preventDefault();
+        links.openVital(name, this.saturationResource);
+      });
+    }
+    freshness.bindScope("vitals", $("#cc-vitals", root));
+    freshness.bindScope("health", $("#cc-matrix", root));
     this.feed = $("#cc-feed", root);
+    this.feedRate = $("#cc-feed-rate", root);
+    this.occurrences = new Map(); // occurrenceKey → {at (ms), n, kind}
+    this.kinds = new Map(); // kindKey → {row (newest), times: [ms, …], firstSeen, lastSeen, traceId}
+    this.kindItems = new Map(); // kindKey → <li>
+    this.bursts = []; // [{at, count}] errors the push channel summarised instead of sending one by one
     setInterval(() => this.paintUptime(), 1000);
+    setInterval(() => this.paintFeed(), 5000); // "in the last minute" ages even when nothing arrives
   }
 
   // Read when used: the configuration arrives after the overview's first load.
@@ -44,17 +78,25 @@ export class Overview {
   }
 
   async refresh() {
+    const started = Date.now();
     const [summary, errors] = await Promise.all([
       this.api.get("summary"),
-      this.api.get("logs", { level: "ERROR", limit: FEED_SIZE, range: "30d" }),
+      this.api.get("logs", { level: "ERROR", limit: FEED_FETCH, range: "30d" }),
     ]);
-    $("#cc-collecting").hidden = summary.state !== "collecting";
     for (const [name, { key }] of Object.entries(VITALS)) this.paintVital(name, summary.vital_signs?.[key]);
+    this.saturationResource = summary.vital_signs?.saturation_pct?.resource ?? null;
+    // "Collecting data…" stays up while the server says so or while every card still has no value.
+    const noValues = Object.values(VITALS).every(({ key }) => summary.vital_signs?.[key]?.value == null);
+    $("#cc-collecting").hidden = !(summary.state === "collecting" || noValues);
     this.paintMatrix(summary.health?.services ?? []);
     this.server = summary.server ?? {};
     this.paintServer();
-    this.replaceFeed(errors.items ?? []);
-    this.freshness.mark("overview", this.cadence, summary.stale || summary.health?.stale);
+    // Bursts announced before this read are among its rows now: counting them again would double them.
+    this.bursts = this.bursts.filter((burst) => burst.receivedAt >= started);
+    this.mergeErrors(errors.items ?? []);
+    this.freshness.mark("overview", this.cadence, Boolean(summary.stale || summary.health?.stale));
+    this.freshness.mark("vitals", this.cadence, Boolean(summary.stale));
+    this.freshness.mark("health", this.cadence, Boolean(summary.health?.stale));
   }
 
   // A push carries bare numbers; colours come from the configured thresholds.
@@ -65,7 +107,9 @@ export class Overview {
       const status = threshold ? statusFor(value, this.config.thresholds?.[threshold]) : null;
       this.paintVital(name, { value, status }, { keepSparkline: true });
     }
+    // No verdict on staleness: the last API answer's stands.
     this.freshness.mark("overview", this.cadence);
+    this.freshness.mark("vitals", this.cadence);
   }
 
   paintVital(name, vital, { keepSparkline = false } = {}) {
@@ -75,13 +119,20 @@ export class Overview {
     card.dataset.status = status;
     $(".cc-value", card).textContent = formatNumber(value);
     if (vital?.unit) $(".cc-unit", card).textContent = vital.unit;
+    if (vital && !keepSparkline) { // an API card (a push carries no window)
+      const label = windowLabel(vital);
+      const line = $(".cc-card-window", card);
+      line.textContent = label ? `${VITALS[name].stat} · ${label}` : VITALS[name].stat;
+      if (vital.source) line.title = SOURCES[vital.source] ?? `computed from ${vital.source}`;
+      else line.removeAttribute("title");
+    }
     $(".cc-status-label", card).textContent = status === "none" ? "No threshold" : signalWord(status);
     if (name === "saturation" && vital?.resource) {
       $(".cc-saturation-source", card).textContent = RESOURCES[vital.resource] ?? vital.resource;
     }
     if (!keepSparkline) {
       const tone = status === "none" ? "neutral" : status;
-      sparkline.setData(vital?.sparkline?.timestamps ?? [], vital?.sparkline?.values ?? [], tone);
+      sparkline.setData(vital?.sparkline?.timestamps ?? [], vital?.sparkline?.values ?? [], tone, vital?.unit ?? "");
     }
   }
 
@@ -92,10 +143,22 @@ export class Overview {
         el("td", { colspan: 3, text: "No health probe has run yet. The probe task runs every 10 s in the Celery worker." })));
       return;
     }
-    replaceChildren(tbody, services.map((service) => el("tr", { dataset: { service: service.service } },
-      el("th", { scope: "row", text: service.name ?? service.service }),
-      el("td", { class: "cc-service-status" }, serviceBadge(service.status)),
-      el("td", { class: "cc-quiet", text: service.detail ?? "" }))));
+    replaceChildren(tbody, services.map((service) => {
+      const name = service.name ?? service.service;
+      const href = this.links.serviceHref(service.service);
+      const title = href
+        ? el("a", { href, class: "cc-service-link", title: `Open what explains ${name}`,
+          onclick: (event) => {
+            if (event.ctrlKey || event.metaKey || event.shiftKey) return;
+            event.preventDefault();
+            this.links.openService(service.service);
+          } }, name)
+        : name;
+      return el("tr", { dataset: { service: service.service } },
+        el("th", { scope: "row" }, title),
+        el("td", { class: "cc-service-status" }, serviceBadge(service.status)),
+        el("td", { class: "cc-quiet", text: service.detail ?? "" }));
+    }));
   }
 
   applyHealthChange({ service, old_status: oldStatus, new_status: newStatus }) {
@@ -129,59 +192,157 @@ export class Overview {
     if (node) node.textContent = started ? formatDuration((Date.now() - started.getTime()) / 1000) : "not reported";
   }
 
-  replaceFeed(rows) {
-    const expanded = new Set($$(".cc-feed-item[data-expanded]", this.feed).map((item) => item.dataset.key));
-    this.feedKeys.clear();
-    const items = rows.slice(0, FEED_SIZE).map((row) => this.feedItem(row)).filter(Boolean);
-    for (const item of items) if (expanded.has(item.dataset.key)) this.toggle(item, true);
-    replaceChildren(this.feed, items);
-    this.paintFeedEmpty();
+  // --- the live error feed: one row per error kind ----------------------------------------------------
+
+  // Rows read from the API: each occurrence counts once, however often a refresh reads it again. The same
+  // occurrence may already have come in as pushes (they carry no id): it counts as often as either saw it.
+  mergeErrors(rows) {
+    const seen = new Map();
+    for (const row of rows) {
+      const key = occurrenceKey(row);
+      const entry = seen.get(key) ?? { row, n: 0 };
+      entry.n += 1;
+      seen.set(key, entry);
+    }
+    for (const [key, { row, n }] of seen) this.record(key, row, n);
+    this.paintFeed();
   }
 
   addError(row) {
-    const item = this.feedItem(row);
-    if (!item) return;
-    this.feed.prepend(item);
-    while (this.feed.children.length > FEED_SIZE) {
-      this.feedKeys.delete(this.feed.lastElementChild.dataset.key);
-      this.feed.lastElementChild.remove();
+    const key = occurrenceKey(row);
+    const known = this.occurrences.get(key);
+    this.record(key, row, (known?.pushed ?? 0) + 1, true);
+    const item = this.kindItems.get(kindKey(row));
+    this.paintFeed();
+    const fresh = this.kindItems.get(kindKey(row));
+    if (fresh) {
+      fresh.classList.remove("cc-new");
+      void fresh.offsetWidth; // restart the flash
+      fresh.classList.add("cc-new");
+      setTimeout(() => fresh.classList.remove("cc-new"), 4000);
     }
-    item.classList.add("cc-new");
-    setTimeout(() => item.classList.remove("cc-new"), 4000);
     // Auto-scroll to the newest entry unless the operator is reading an expanded one.
-    if (!$(".cc-feed-item[data-expanded]", this.feed)) this.feed.scrollTop = 0;
-    this.paintFeedEmpty();
+    if (!item?.dataset.expanded && !$(".cc-feed-item[data-expanded]", this.feed)) this.feed.scrollTop = 0;
   }
 
-  paintFeedEmpty() {
+  addBurst({ count, since, ts }) {
+    this.bursts.push({ at: parseTime(since ?? ts)?.getTime() ?? Date.now(), count: Number(count) || 0, receivedAt: Date.now() });
+    this.paintFeed();
+  }
+
+  record(key, row, count, pushed = false) {
+    const at = parseTime(row.ts)?.getTime() ?? Date.now();
+    const kind = kindKey(row);
+    const known = this.occurrences.get(key) ?? { at, n: 0, pushed: 0, kind };
+    const extra = Math.max(0, count - known.n);
+    known.n += extra;
+    if (pushed) known.pushed = count;
+    this.occurrences.set(key, known);
+    if (!extra) return;
+    const group = this.kinds.get(kind) ?? { row, times: [], firstSeen: at, lastSeen: at, traceId: null };
+    for (let i = 0; i < extra; i += 1) group.times.push(at);
+    if (at >= group.lastSeen) {
+      group.lastSeen = at;
+      group.row = row;
+      if (row.trace_id) group.traceId = row.trace_id;
+    } else if (!group.traceId && row.trace_id) {
+      group.traceId = row.trace_id;
+    }
+    group.firstSeen = Math.min(group.firstSeen, at);
+    this.kinds.set(kind, group);
+  }
+
+  paintFeed() {
+    const now = Date.now();
+    const lastMinute = (times) => times.filter((at) => at > now - MINUTE_MS).length;
+    const kinds = [...this.kinds.entries()].sort((a, b) => b[1].lastSeen - a[1].lastSeen).slice(0, FEED_SIZE);
+    const items = kinds.map(([key, group]) => {
+      const item = this.kindItems.get(key) ?? this.feedItem(key, group);
+      this.kindItems.set(key, item);
+      this.paintKind(item, group, lastMinute(group.times), now);
+      return item;
+    });
+    const shown = new Set(kinds.map(([key]) => key));
+    for (const key of [...this.kindItems.keys()]) if (!shown.has(key)) this.kindItems.delete(key);
+    // Reorder only when the order changed: moving a node takes the keyboard focus away from it.
+    const current = [...this.feed.children];
+    if (current.length !== items.length || current.some((node, i) => node !== items[i])) {
+      const focused = document.activeElement;
+      replaceChildren(this.feed, items);
+      if (focused && this.feed.contains(focused)) focused.focus({ preventScroll: true });
+    }
+    const bursts = this.bursts.filter((burst) => burst.at > now - MINUTE_MS).reduce((sum, burst) => sum + burst.count, 0);
+    const perMinute = [...this.kinds.values()].reduce((sum, group) => sum + lastMinute(group.times), 0) + bursts;
+    this.feedRate.textContent = `${formatNumber(perMinute)} errors/min`;
+    this.feedRate.dataset.count = String(perMinute);
+    this.feedRate.classList.toggle("cc-feed-rate-hot", perMinute > 0);
     $("#cc-feed-empty", this.root).hidden = this.feed.children.length > 0;
   }
 
-  feedItem(row) {
-    const key = feedKey(row);
-    if (this.feedKeys.has(key)) return null;
-    this.feedKeys.add(key);
-    const detailId = `cc-feed-detail-${this.feedKeys.size}-${Date.now()}`;
+  feedItem(key, group) {
+    const row = group.row;
+    const detailId = `cc-feed-detail-${this.kindItems.size}-${Date.now()}`;
     const summary = el("button", { type: "button", class: "cc-feed-summary", "aria-expanded": "false",
       "aria-controls": detailId },
-    el("time", { datetime: row.ts, text: formatTime(row.ts) }),
-    el("span", { class: "cc-feed-service", text: row.service ?? "" }),
-    el("span", { class: "cc-tag", text: row.domain ?? "" }),
-    el("span", { class: "cc-feed-event", text: row.event ?? "" }),
-    el("span", { class: "cc-feed-message", text: truncate(row.message, FEED_MESSAGE_CHARS) }));
+    el("span", { class: "cc-feed-head" },
+      el("span", { class: "cc-feed-event", text: row.event || "(no event)" }),
+      el("span", { class: "cc-feed-service", text: row.service ?? "" }),
+      row.domain ? el("span", { class: "cc-tag", text: row.domain }) : null),
+    el("span", { class: "cc-feed-message", text: truncate(row.message, FEED_MESSAGE_CHARS) || "(no message)" }));
+    const side = el("div", { class: "cc-feed-side" },
+      el("span", { class: "cc-feed-count" }),
+      el("span", { class: "cc-feed-spark", "aria-hidden": "true" }),
+      el("span", { class: "cc-feed-seen cc-quiet" }),
+      el("span", { class: "cc-feed-trace" }));
     const detail = el("div", { class: "cc-feed-detail", id: detailId, hidden: true },
       el("p", { class: "cc-message-full", text: row.message ?? "" }),
-      el("p", { class: "cc-quiet", text: `${formatDateTime(row.ts)} UTC · ${row.service ?? ""} · ${row.domain ?? ""}` }));
-    const item = el("li", { class: "cc-feed-item", dataset: { key } }, summary,
-      row.trace_id ? el("a", { class: "cc-trace-link", href: this.links.logsForTrace(row.trace_id),
-        title: "Show the logs of this trace", "aria-label": `Logs of trace ${row.trace_id}`,
-        onclick: (event) => {
-          event.preventDefault();
-          this.links.openLogsForTrace(row.trace_id);
-        } }, `trace ${row.trace_id.slice(0, 8)}…`) : null,
-      detail);
+      el("p", { class: "cc-quiet cc-feed-detail-meta" }));
+    const item = el("li", { class: "cc-feed-item", dataset: { key } }, summary, side, detail);
     summary.addEventListener("click", () => this.toggle(item, summary.getAttribute("aria-expanded") !== "true"));
     return item;
+  }
+
+  paintKind(item, group, perMinute, now) {
+    const total = group.times.length;
+    const count = $(".cc-feed-count", item);
+    count.textContent = `${formatNumber(perMinute)} in last min`;
+    count.title = `${formatNumber(total)} seen on this page in all`;
+    count.dataset.lastMinute = String(perMinute);
+    count.dataset.total = String(total);
+    count.classList.toggle("cc-feed-count-hot", perMinute > 0);
+    const seen = $(".cc-feed-seen", item);
+    replaceChildren(seen, "last ", el("time", { datetime: new Date(group.lastSeen).toISOString(), text: formatTime(new Date(group.lastSeen).toISOString()) }),
+      " · first ", el("time", { datetime: new Date(group.firstSeen).toISOString(), text: formatTime(new Date(group.firstSeen).toISOString()) }));
+    replaceChildren($(".cc-feed-spark", item), this.rateSparkline(group.times, now));
+    const traceHost = $(".cc-feed-trace", item);
+    const traceId = group.traceId;
+    if (traceHost.dataset.trace !== (traceId ?? "")) {
+      traceHost.dataset.trace = traceId ?? "";
+      replaceChildren(traceHost, traceId ? el("a", { class: "cc-trace-link", href: this.links.logsForTrace(traceId),
+        title: "Show the logs of the latest trace of this error", "aria-label": `Logs of trace ${traceId}`,
+        onclick: (event) => {
+          event.preventDefault();
+          this.links.openLogsForTrace(traceId);
+        } }, `trace ${traceId.slice(0, 8)}…`) : null);
+    }
+    $(".cc-feed-detail-meta", item).textContent = `${formatNumber(total)} × · first seen ${formatDateTime(new Date(group.firstSeen).toISOString())} UTC`
+      + ` · last seen ${formatDateTime(new Date(group.lastSeen).toISOString())} UTC · ${group.row.service ?? ""} · ${group.row.domain ?? ""}`;
+  }
+
+  // Errors per minute over the last 15 minutes, as 15 tiny bars.
+  rateSparkline(times, now) {
+    const counts = new Array(FEED_SPARK_MINUTES).fill(0);
+    for (const at of times) {
+      const age = Math.floor((now - at) / MINUTE_MS);
+      if (age >= 0 && age < FEED_SPARK_MINUTES) counts[FEED_SPARK_MINUTES - 1 - age] += 1;
+    }
+    const max = Math.max(1, ...counts);
+    const width = 3;
+    return svg("svg", { viewBox: `0 0 ${FEED_SPARK_MINUTES * (width + 1)} 16`, class: "cc-feed-spark-svg",
+      width: FEED_SPARK_MINUTES * (width + 1), height: 16 },
+    ...counts.map((value, i) => svg("rect", { x: i * (width + 1), width, y: 16 - Math.max(value ? 2 : 0.5, (14 * value) / max),
+      height: Math.max(value ? 2 : 0.5, (14 * value) / max), class: value ? "cc-spark-bar" : "cc-spark-bar-empty" })),
+    svg("title", { text: `errors per minute, last ${FEED_SPARK_MINUTES} min: ${counts.join(", ")}` }));
   }
 
   toggle(item, open) {

@@ -87,14 +87,16 @@ export class VoiceOperations {
 
   paintPulse() {
     const joinThreshold = this.config.thresholds?.voice_join_success_pct;
+    const crashThreshold = this.config.thresholds?.voice_crash_rate_pct;
     const rate = this.last.join_success_rate_1h ?? this.last.join_success_rate_24h;
     const period = this.last.join_success_rate_1h !== null && this.last.join_success_rate_1h !== undefined ? "1 h" : "24 h";
     replaceChildren(this.pulse.host,
       el("div", { class: "cc-big-row" },
         bigNumber("active sessions", this.last.active_sessions),
         bigNumber("active rooms", this.last.active_rooms),
-        bigNumber(`join success (${period})`, rate, "%")),
-      el("p", { class: `cc-quiet cc-tone-text-${statusFor(rate, joinThreshold) ?? "none"}`,
+        bigNumber(`join success (${period})`, rate, "%", statusFor(rate, joinThreshold))),
+      // Each figure is coloured by its own threshold: the crash rate by voice_crash_rate_pct.
+      el("p", { class: `cc-quiet cc-voice-crash cc-tone-text-${statusFor(this.last.crash_rate_24h ?? null, crashThreshold) ?? "none"}`,
         text: `Session crash rate (24 h): ${formatValue(this.last.crash_rate_24h ?? null, "%")}` }));
   }
 

@@ -55,9 +55,9 @@ export function definitionList(pairs) {
   ]));
 }
 
-export function bigNumber(label, value, unit = "") {
+export function bigNumber(label, value, unit = "", tone = null) {
   return el("div", { class: "cc-big" },
-    el("span", { class: "cc-big-value", text: isNumber(value) ? formatNumber(value) : DASH }),
+    el("span", { class: `cc-big-value${tone ? ` cc-tone-text-${tone}` : ""}`, text: isNumber(value) ? formatNumber(value) : DASH }),
     unit ? el("span", { class: "cc-unit", text: unit }) : null,
     el("span", { class: "cc-big-label", text: label }));
 }
