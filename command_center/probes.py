@@ -171,10 +171,9 @@ def probe_voice_sfu(now: datetime) -> tuple[State, str]:
     forwarded = metrics.total(Metric.VOICE_RTP_PACKETS_FORWARDED_TOTAL, now - FRESH, now).total
     if sessions and sessions[0] > 0 and forwarded <= 0:
         return State.DEGRADED, f"{detail}; sessions active but no RTP forwarded in 5 min"
-    join_state = _threshold_state(
-        voice.join_success_rate_pct(timedelta(hours=1), now), "voice_join_success_pct"
-    )
-    suffix = "; join success below threshold" if join_state == State.DEGRADED else ""
+    join_success = voice.join_success(now=now)
+    join_state = _threshold_state(join_success.value, "voice_join_success_pct")
+    suffix = f"; {join_success.text()}" + (" below threshold" if join_state == State.DEGRADED else "")
     return join_state, f"{detail}; {forwarded / FRESH.total_seconds():.0f} RTP packets/s{suffix}"
 
 

@@ -19,7 +19,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from telemetry import histograms, minutes
-from telemetry.contract import CATALOGUE, RETENTION_DAYS, SCOPE_CLUSTER, Kind
+from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Kind
 from telemetry.ingest.copy_insert import copy_insert
 from telemetry.ingest.outcome import from_unix_nanos
 from telemetry.ingest.points import MetricPoint
@@ -82,8 +82,6 @@ def flush_pending(
         with minutes.triggers_deferred(cursor):
             written = _write_samples(cursor, samples, using)
             minutes.record(cursor, samples, now)
-        cursor.execute("DELETE FROM telemetry_metric_streams WHERE updated_at < %s",
-                       [now - timedelta(days=RETENTION_DAYS)])
     return FlushReport(points=len(consumed), samples=written, minutes=len({row[0] for row in consumed}))
 
 
