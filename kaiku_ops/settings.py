@@ -247,7 +247,10 @@ if KAIKU_BEHIND_PROXY:
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address,
 # that pair is locked out for AXES_COOLOFF_MINUTES (the right password included); other users and addresses
-# are not, so nobody can lock the admins out from elsewhere. Attempts are listed in the admin.
+# are not, so nobody can lock the admins out from elsewhere. `manage.py axes_list_attempts` lists the attempts,
+# `manage.py axes_reset` lifts lockouts. Axes' admin pages stay off: their add views refuse even superusers,
+# which the auth sweep (tests/reliability/test_auth_everywhere.py) would have to classify first.
+AXES_ENABLE_ADMIN = False
 AUTHENTICATION_BACKENDS = ["kaiku_ops.security.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60  # hours
