@@ -427,7 +427,9 @@ export class Sparkline {
     replaceChildren(this.container, this.host, this.range);
     const numbers = this.values.filter(isNumber);
     const [low, high] = [Math.min(...numbers), Math.max(...numbers)];
-    replaceChildren(this.range, el("span", { text: formatValue(high, this.unit) }), el("span", { text: formatValue(low, this.unit) }));
+    // The hour's high and low; one figure when the line is flat.
+    replaceChildren(this.range, el("span", { text: formatValue(high, this.unit) }),
+      high !== low ? el("span", { text: formatValue(low, this.unit) }) : null);
     // Sparklines take the card's status colour; without a status they stay in the neutral series colour.
     const tone = ["green", "yellow", "red"].includes(this.tone) ? this.tone : "neutral";
     const color = cssVar(`--cc-tone-${tone}`);
