@@ -17,6 +17,7 @@ import http.client
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
 
+from telemetry import live_windows  # noqa: E402
 from telemetry.contract import Metric  # noqa: E402
 from telemetry.ingest import logs, metrics, traces  # noqa: E402
 from telemetry.ingest.buffer import PENDING_COLUMNS, _pending_row  # noqa: E402
@@ -197,8 +199,9 @@ def http_rate(
     return sent * items / (time.perf_counter() - started), sent
 
 
-def loop_rate(signal: Signal, bodies: list[bytes], items: int) -> tuple[float, list]:
-    """(a) decode + contract conversion alone; returns items/s and the rows of the last body."""
+def loop_rate(signal: Signal, bodies: list[bytes], items: int, live: bool = True) -> tuple[float, list]:
+    """(a) decode + contract conversion alone (for traces with the live windows' counting and its Redis
+    round trip, as ingestion does, unless `live` is False); returns items/s and the rows of the last body."""
     window = TimeWindow.around(datetime.now(UTC))
     selection = traces.TraceSelection.from_settings()
     started = time.perf_counter()
@@ -206,12 +209,26 @@ def loop_rate(signal: Signal, bodies: list[bytes], items: int) -> tuple[float, l
         request = decode_request(signal, body, PROTOBUF, None, settings.TELEMETRY_MAX_BODY_BYTES)
         outcome = IngestOutcome(signal)
         if signal is Signal.TRACES:
-            rows = traces.trace_rows(request, outcome, window, selection)
+            counts = live_windows.LiveCounts() if live else None
+            rows = traces.trace_rows(request, outcome, window, selection, counts)
+            if counts is not None:
+                live_windows.record(counts)
         elif signal is Signal.LOGS:
             rows = logs.log_rows(request, outcome, window)
         else:
             rows = metrics.metric_points(request, outcome, window, ())
     return len(bodies) * items / (time.perf_counter() - started), rows
+
+
+def live_windows_cost(bodies: list[bytes], rounds: int = 7) -> str:
+    """The span loop with and without the live windows' counting, interleaved; medians and their ratio."""
+    without, with_live = [], []
+    for _ in range(rounds):
+        without.append(loop_rate(Signal.TRACES, bodies, BATCH, live=False)[0])
+        with_live.append(loop_rate(Signal.TRACES, bodies, BATCH, live=True)[0])
+    plain, counted = statistics.median(without), statistics.median(with_live)
+    return (f"(a) span loop, median of {rounds} interleaved: {plain:,.0f} spans/s without live windows, "
+            f"{counted:,.0f} with them ({counted / plain:.2f}x)")
 
 
 def copy_rate(signal: Signal, rows: list, items: int, alias: str) -> float:
@@ -281,7 +298,8 @@ def main(argv: list[str]) -> int:
             except OSError:
                 time.sleep(0.2)
         rng = random.Random(1)
-        now_ns = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1e9)
+        # Two minutes ago: accepted, and recent enough for the live windows to count the SERVER spans.
+        now_ns = int((datetime.now(UTC) - timedelta(minutes=2)).timestamp() * 1e9)
         builders = {
             Signal.TRACES: lambda: [trace_batch(rng, now_ns).SerializeToString() for _ in range(4)],
             Signal.LOGS: lambda: [log_batch(rng, now_ns).SerializeToString() for _ in range(4)],
@@ -307,6 +325,8 @@ def main(argv: list[str]) -> int:
             loop, rows = loop_rate(signal, bodies[:4], BATCH)
             copy = copy_rate(signal, rows, BATCH, "ingest_bench")
             print(f"{signal!s:8} {rate:13,.0f} {loop:12,.0f} {copy:12,.0f} {sent:9d}")
+            if signal is Signal.TRACES:
+                print(live_windows_cost(bodies[:4]))
         print(f"peak RSS of the web process: {peak_rss_mib(server.pid):.0f} MiB")
     finally:
         server.terminate()

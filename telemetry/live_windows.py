@@ -43,6 +43,12 @@ SPANS_FIELD = "spans"  # every accepted span of the window, entry or not: "the p
 _SEPARATOR = "\x1f"
 _REQUESTS, _ERRORS, _BUCKET = "r", "e", "b"
 _NANOS_PER_MS = 1_000_000
+_LATENCY_BOUNDS_NS = tuple(int(bound * _NANOS_PER_MS) for bound in LATENCY_BOUNDS_MS)
+# One round trip and one command for all of a request's increments: HINCRBY pairs, then the expiry.
+_ADD_SCRIPT = """
+for i = 1, #ARGV - 1, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+"""
 
 
 def window_start(unix_seconds: float) -> int:
@@ -80,12 +86,14 @@ class LiveCounts:
 
     def add_request(self, service: str, route: str, duration_ns: int, error: bool) -> None:
         """One SERVER span: `route` as normalised by the contract, `error` for a 5xx or a failed span."""
-        counts = self.routes.get((service, route))
+        key = (service, route)
+        counts = self.routes.get(key)
         if counts is None:
-            counts = self.routes[(service, route)] = RouteCounts()
+            counts = self.routes[key] = RouteCounts()
         counts.requests += 1
-        counts.errors += error
-        counts.buckets[bucket_index(duration_ns / _NANOS_PER_MS)] += 1
+        if error:
+            counts.errors += 1
+        counts.buckets[bisect_left(_LATENCY_BOUNDS_NS, duration_ns)] += 1
 
 
 def record(counts: LiveCounts) -> bool:
@@ -93,23 +101,31 @@ def record(counts: LiveCounts) -> bool:
     if not counts.spans:
         return True
     key = window_key(window_start(counts.received_at))
+    increments: list[str | int] = [SPANS_FIELD, counts.spans]
+    for (service, route), route_counts in counts.routes.items():
+        prefix = f"{_field_part(service)}{_SEPARATOR}{_field_part(route)}{_SEPARATOR}"
+        increments += (prefix + _REQUESTS, route_counts.requests)
+        if route_counts.errors:
+            increments += (prefix + _ERRORS, route_counts.errors)
+        for index, count in enumerate(route_counts.buckets):
+            if count:
+                increments += (f"{prefix}{_BUCKET}{index}", count)
     try:
-        pipe = client().pipeline(transaction=False)
-        pipe.hincrby(key, SPANS_FIELD, counts.spans)
-        for (service, route), route_counts in counts.routes.items():
-            prefix = f"{_field_part(service)}{_SEPARATOR}{_field_part(route)}{_SEPARATOR}"
-            pipe.hincrby(key, prefix + _REQUESTS, route_counts.requests)
-            if route_counts.errors:
-                pipe.hincrby(key, prefix + _ERRORS, route_counts.errors)
-            for index, count in enumerate(route_counts.buckets):
-                if count:
-                    pipe.hincrby(key, f"{prefix}{_BUCKET}{index}", count)
-        pipe.expire(key, KEEP_SECONDS)
-        pipe.execute()
+        _add_script()(keys=[key], args=[*increments, KEEP_SECONDS])
     except redis.RedisError as error:
         logger.warning("live windows not updated (Redis: %s)", error)
         return False
     return True
+
+
+def _add_script():
+    global _script
+    if _script is None or _script.registered_client is not client():
+        _script = client().register_script(_ADD_SCRIPT)
+    return _script
+
+
+_script = None
 
 
 def _field_part(text: str) -> str:

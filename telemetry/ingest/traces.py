@@ -32,6 +32,7 @@ from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 
 _ENTRY_KINDS = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
 _SERVER = Span.SPAN_KIND_SERVER
+_HTTP_ROUTE = Label.HTTP_ROUTE.value  # a plain str: looked up once per SERVER span
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _DB_SYSTEM = Attr.DB_SYSTEM.value  # a plain str: compared once per attribute key of every child span
 _READ_ATTRIBUTES = frozenset({Attr.KAIKU_DOMAIN, Attr.DB_SYSTEM, Label.HTTP_ROUTE, Label.HTTP_STATUS_CODE})
@@ -87,11 +88,12 @@ def trace_rows(
     live: LiveCounts | None = None,
 ) -> list[tuple]:
     """Value tuples (in storage.TRACE_COLUMNS order) of the spans to keep; counts all spans in `outcome`,
-    and the recent SERVER spans in `live`."""
+    and the recent SERVER spans (and how many spans were accepted) in `live`."""
     oldest, newest = window.oldest_ns, window.newest_ns
     slow_ns, db_slow_ns, sample_below = selection.slow_ns, selection.db_slow_ns, selection.sample_below
     live_after_ns = live.recent_after_ns if live is not None else None
     routes: dict[object, str] = {}
+    accepted_before = outcome.accepted
     rows = []
     for resource_spans in request.resource_spans:
         service = service_name(resource_spans.resource)
@@ -110,8 +112,6 @@ def trace_rows(
                     outcome.reject(REASON_BAD_TIMES)
                     continue
                 outcome.accepted += 1
-                if live is not None:
-                    live.spans += 1
                 failed = span.status.code == _STATUS_ERROR
                 sampled = int.from_bytes(trace_id[:8], "big") < sample_below
                 if span.parent_span_id and span.kind not in _ENTRY_KINDS:
@@ -127,8 +127,11 @@ def trace_rows(
                 is_db = Attr.DB_SYSTEM in attributes
                 server_error = failed or (status_code is not None and status_code >= "500")
                 if live_after_ns is not None and span.kind == _SERVER and span.end_time_unix_nano >= live_after_ns:
-                    live.add_request(service, _live_route(routes, attributes.get(Label.HTTP_ROUTE)), duration,
-                                     server_error)
+                    route = attributes.get(_HTTP_ROUTE)
+                    live_route = routes.get(route)
+                    if live_route is None:
+                        live_route = routes[route] = _live_route(route)
+                    live.add_request(service, live_route, duration, server_error)
                 if server_error:
                     reason = KeptReason.ERROR
                 elif duration >= (db_slow_ns if is_db else slow_ns):
@@ -139,6 +142,8 @@ def trace_rows(
                     outcome.not_kept += 1
                     continue
                 rows.append(_row(span, attributes, status_code, failed, is_db, duration, service, reason))
+    if live is not None:
+        live.spans += outcome.accepted - accepted_before
     return rows
 
 
@@ -148,12 +153,9 @@ def store_trace_rows(rows: list[tuple], outcome: IngestOutcome, using: str = "de
                                           skip=packed_row_condition(TRACES, "staged")))
 
 
-def _live_route(known: dict[object, str], route: object) -> str:
-    """The contract's form of `route` ("" when absent), normalised once per distinct value and request."""
-    normalised = known.get(route)
-    if normalised is None:
-        normalised = known[route] = storable(normalize_route(route)) if isinstance(route, str) else ""
-    return normalised
+def _live_route(route: object) -> str:
+    """The contract's form of `route` ("" when absent); the loop asks once per distinct value and request."""
+    return storable(normalize_route(route)) if isinstance(route, str) else ""
 
 
 def _has_db_system(attributes: Iterable[Any]) -> bool:
