@@ -261,6 +261,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="3 s per signal")
     parser.add_argument("--seconds", type=float, default=20.0, help="sustained sending time per signal")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--server-log", help="write the web process's output to this file (default: discard)")
     parser.add_argument("--signals", default="traces,logs,metrics",
                         help="comma-separated signals to measure (default: all three)")
     options = parser.parse_args(argv)
@@ -283,12 +284,13 @@ def main(argv: list[str]) -> int:
     url = f"postgresql://{credentials}@{base['HOST']}:{base['PORT'] or 5432}/{bench_db}"
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "TELEMETRY_INGEST_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
+    server_log = open(options.server_log, "ab") if options.server_log else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kaiku_ops.asgi:application"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
     )
     try:
         for _ in range(100):
