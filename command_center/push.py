@@ -154,8 +154,10 @@ def publish_error_events(rows: Iterable[Mapping[str, Any]]) -> None:
                               "coalesced_since": iso_utc(earliest[-1].get("ts")) if coalesced else None})
 
 
-def publish_live_panels(sources: Mapping[str, Callable[[], Mapping[str, object]]] | None = None) -> list[str]:
-    """Publish vital_signs and voice_pulse, each only if a socket watches it; returns the topics published.
+def publish_live_panels(sources: Mapping[str, Callable[[], Mapping[str, object]]] | None = None,
+                        topics: Iterable[str] = TICKING_TOPICS) -> list[str]:
+    """Publish `topics` (default vital_signs and voice_pulse), each only if a socket watches it; returns the
+    topics published.
 
     `sources` maps a ticking topic to the function giving its values (default: the read-side selectors).
     """
@@ -168,7 +170,7 @@ def publish_live_panels(sources: Mapping[str, Callable[[], Mapping[str, object]]
     builders = {VITAL_SIGNS: vital_signs, VOICE_PULSE: voice_pulse}
     now = timezone.now()
     published = []
-    for topic in TICKING_TOPICS:
+    for topic in topics:
         if presence.is_watched(topic):
             publish(builders[topic](sources[topic](), now))
             published.append(topic)

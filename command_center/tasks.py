@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from command_center import probes
+from command_center import probes, push
 from command_center.selectors import infrastructure, overview
 
 
@@ -27,5 +27,7 @@ def refresh_summary() -> str:
 @shared_task(name="command_center.tasks.evaluate_live_health", ignore_result=True)
 def evaluate_live_health() -> None:
     """Right after spans arrived (at most once a second, see command_center.live_health): re-probe the
-    services that follow the live windows."""
+    services that follow the live windows, and push the vital signs they changed to watching sockets
+    without waiting for the 5-second tick."""
     probes.evaluate_live_services()
+    push.publish_live_panels(topics=(push.VITAL_SIGNS,))
