@@ -9,6 +9,8 @@ probe may call the operator's health URL.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from django.core.cache import cache
 
@@ -21,14 +23,30 @@ THROTTLE_SECONDS = 1
 EXPIRES_SECONDS = 5  # a queued evaluation older than this is superseded by a newer one or by the beat
 
 
+_local = threading.Lock()
+_last_asked = float("-inf")
+
+
 def on_live_windows_updated(sender: object, **kwargs: object) -> None:
     from command_center.tasks import evaluate_live_health
 
+    if not _first_this_second_here():
+        return  # this process asked less than a second ago: no Redis round trip for the other requests
     try:
         if cache.add(THROTTLE_KEY, 1, timeout=THROTTLE_SECONDS):
             evaluate_live_health.apply_async(expires=EXPIRES_SECONDS, retry=False)
     except Exception as error:  # Redis or the broker down: the beat's probe run still comes within 10 s
         logger.warning("live health evaluation not queued: %s: %s", type(error).__name__, error)
+
+
+def _first_this_second_here() -> bool:
+    global _last_asked
+    now = time.monotonic()
+    with _local:
+        if now - _last_asked < THROTTLE_SECONDS:
+            return False
+        _last_asked = now
+        return True
 
 
 def connect_signals() -> None:

@@ -42,12 +42,16 @@ KEY_PREFIX = "kaiku_ops:live:red:"
 SPANS_FIELD = "spans"  # every accepted span of the window, entry or not: "the platform sends spans"
 _SEPARATOR = "\x1f"
 _REQUESTS, _ERRORS, _BUCKET = "r", "e", "b"
+_SERVICE, _ROUTE = "s", "r"
 _NANOS_PER_MS = 1_000_000
 _LATENCY_BOUNDS_NS = tuple(int(bound * _NANOS_PER_MS) for bound in LATENCY_BOUNDS_MS)
-# One round trip and one command for all of a request's increments: HINCRBY pairs, then the expiry.
-_ADD_SCRIPT = """
-for i = 1, #ARGV - 1, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+# One round trip and one argument for all of a request's increments ("field\tcount" lines, then the expiry):
+# encoding hundreds of separate HINCRBY arguments cost the receiver more than counting the spans did.
+_ADD_SCRIPT = r"""
+for field, count in string.gmatch(ARGV[1], "([^\t\n]+)\t(%d+)") do
+  redis.call('HINCRBY', KEYS[1], field, count)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 """
 
 
@@ -65,7 +69,9 @@ def bucket_index(duration_ms: float) -> int:
 
 
 @dataclass
-class RouteCounts:
+class RedCounts:
+    """Requests, server errors and (for a whole service) latency bucket counts."""
+
     requests: int = 0
     errors: int = 0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
@@ -73,11 +79,15 @@ class RouteCounts:
 
 @dataclass
 class LiveCounts:
-    """What one export request adds to the current window; filled by the span loop of ingestion."""
+    """What one export request adds to the current window; filled by the span loop of ingestion.
+
+    Latency buckets are kept per service, requests and errors also per route: every stored field costs the
+    receiver on every request, and the per-route view needs rates, not percentiles."""
 
     received_at: float = field(default_factory=time.time)
     spans: int = 0
-    routes: dict[tuple[str, str], RouteCounts] = field(default_factory=dict)
+    services: dict[str, RedCounts] = field(default_factory=dict)
+    routes: dict[tuple[str, str], RedCounts] = field(default_factory=dict)
 
     @property
     def recent_after_ns(self) -> int:
@@ -86,14 +96,19 @@ class LiveCounts:
 
     def add_request(self, service: str, route: str, duration_ns: int, error: bool) -> None:
         """One SERVER span: `route` as normalised by the contract, `error` for a 5xx or a failed span."""
+        by_service = self.services.get(service)
+        if by_service is None:
+            by_service = self.services[service] = RedCounts()
         key = (service, route)
-        counts = self.routes.get(key)
-        if counts is None:
-            counts = self.routes[key] = RouteCounts()
-        counts.requests += 1
+        by_route = self.routes.get(key)
+        if by_route is None:
+            by_route = self.routes[key] = RedCounts()
+        by_service.requests += 1
+        by_route.requests += 1
         if error:
-            counts.errors += 1
-        counts.buckets[bisect_left(_LATENCY_BOUNDS_NS, duration_ns)] += 1
+            by_service.errors += 1
+            by_route.errors += 1
+        by_service.buckets[bisect_left(_LATENCY_BOUNDS_NS, duration_ns)] += 1
 
 
 def record(counts: LiveCounts) -> bool:
@@ -101,17 +116,21 @@ def record(counts: LiveCounts) -> bool:
     if not counts.spans:
         return True
     key = window_key(window_start(counts.received_at))
-    increments: list[str | int] = [SPANS_FIELD, counts.spans]
+    lines = [f"{SPANS_FIELD}\t{counts.spans}"]
+    for service, service_counts in counts.services.items():
+        prefix = f"{_SERVICE}{_SEPARATOR}{_field_part(service)}{_SEPARATOR}"
+        lines.append(f"{prefix}{_REQUESTS}\t{service_counts.requests}")
+        if service_counts.errors:
+            lines.append(f"{prefix}{_ERRORS}\t{service_counts.errors}")
+        lines.extend(f"{prefix}{_BUCKET}{index}\t{count}"
+                     for index, count in enumerate(service_counts.buckets) if count)
     for (service, route), route_counts in counts.routes.items():
-        prefix = f"{_field_part(service)}{_SEPARATOR}{_field_part(route)}{_SEPARATOR}"
-        increments += (prefix + _REQUESTS, route_counts.requests)
+        prefix = f"{_ROUTE}{_SEPARATOR}{_field_part(service)}{_SEPARATOR}{_field_part(route)}{_SEPARATOR}"
+        lines.append(f"{prefix}{_REQUESTS}\t{route_counts.requests}")
         if route_counts.errors:
-            increments += (prefix + _ERRORS, route_counts.errors)
-        for index, count in enumerate(route_counts.buckets):
-            if count:
-                increments += (f"{prefix}{_BUCKET}{index}", count)
+            lines.append(f"{prefix}{_ERRORS}\t{route_counts.errors}")
     try:
-        _add_script()(keys=[key], args=[*increments, KEEP_SECONDS])
+        _add_script()(keys=[key], args=["\n".join(lines), KEEP_SECONDS])
     except redis.RedisError as error:
         logger.warning("live windows not updated (Redis: %s)", error)
         return False
@@ -129,16 +148,18 @@ _script = None
 
 
 def _field_part(text: str) -> str:
-    return text.replace(_SEPARATOR, " ")
+    return text.replace(_SEPARATOR, " ").replace("\t", " ").replace("\n", " ")
 
 
 @dataclass(frozen=True)
 class Window:
-    """One stored window as read back: its start (Unix s), span count and per-(service, route) counts."""
+    """One stored window as read back: its start (Unix s), span count, per-service counts (with latency
+    buckets) and per-(service, route) counts (requests and errors only)."""
 
     start: int
     spans: int
-    routes: dict[tuple[str, str], RouteCounts]
+    services: dict[str, RedCounts]
+    routes: dict[tuple[str, str], RedCounts]
 
 
 def read(starts: Iterable[int]) -> list[Window] | None:
@@ -157,23 +178,27 @@ def read(starts: Iterable[int]) -> list[Window] | None:
 
 def _parse(start: int, raw: dict[bytes, bytes]) -> Window:
     spans = 0
-    routes: dict[tuple[str, str], RouteCounts] = {}
+    services: dict[str, RedCounts] = {}
+    routes: dict[tuple[str, str], RedCounts] = {}
     for raw_field, raw_value in raw.items():
         name, value = raw_field.decode(), int(raw_value)
         if name == SPANS_FIELD:
             spans = value
             continue
-        service, route, what = name.split(_SEPARATOR, 2)
-        counts = routes.get((service, route))
-        if counts is None:
-            counts = routes[(service, route)] = RouteCounts()
+        scope, rest = name.split(_SEPARATOR, 1)
+        if scope == _SERVICE:
+            service, what = rest.split(_SEPARATOR, 1)
+            counts = services.setdefault(service, RedCounts())
+        else:
+            service, route, what = rest.split(_SEPARATOR, 2)
+            counts = routes.setdefault((service, route), RedCounts())
         if what == _REQUESTS:
             counts.requests = value
         elif what == _ERRORS:
             counts.errors = value
         else:
             counts.buckets[int(what[len(_BUCKET):])] = value
-    return Window(start, spans, routes)
+    return Window(start, spans, services, routes)
 
 
 def reset() -> None:

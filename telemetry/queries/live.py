@@ -36,8 +36,9 @@ class Red:
 @dataclass(frozen=True)
 class LiveRed:
     """The last `seconds` (the current, partial window included) of entry spans, all together and split
-    by service and by (service, route). `sending` tells whether the platform sent any SERVER span in the
-    last SENDING_LOOKBACK_SECONDS: without that, zero requests mean "no spans", not "no traffic"."""
+    by service and by (service, route) (per route without latency: `latency_ms` is None there). `sending`
+    tells whether the platform sent any SERVER span in the last SENDING_LOOKBACK_SECONDS: without that,
+    zero requests mean "no spans", not "no traffic"."""
 
     seconds: float
     sending: bool
@@ -59,10 +60,10 @@ def live_red(now: float | None = None, seconds: int = 60) -> LiveRed | None:
         return None
     recent = windows[:shown]
     covered = now - starts[shown - 1]
-    sending = any(counts.requests for window in windows for counts in window.routes.values())
+    sending = any(counts.requests for window in windows for counts in window.services.values())
     by_route = _merged((route, counts) for window in recent for route, counts in window.routes.items())
-    by_service = _merged((service, counts) for window in recent for (service, _), counts in window.routes.items())
-    total = _merged(("", counts) for window in recent for counts in window.routes.values())
+    by_service = _merged((service, counts) for window in recent for service, counts in window.services.items())
+    total = _merged(("", counts) for window in recent for counts in window.services.values())
     return LiveRed(
         seconds=covered,
         sending=sending,
@@ -77,14 +78,14 @@ def _merged(items) -> dict:
     for key, counts in items:
         into = merged.get(key)
         if into is None:
-            into = merged[key] = live_windows.RouteCounts()
+            into = merged[key] = live_windows.RedCounts()
         into.requests += counts.requests
         into.errors += counts.errors
         into.buckets = [a + b for a, b in zip(into.buckets, counts.buckets, strict=True)]
     return merged
 
 
-def _red(counts: live_windows.RouteCounts | None, seconds: float) -> Red:
+def _red(counts: live_windows.RedCounts | None, seconds: float) -> Red:
     if counts is None:
         return Red(0, 0, (0,) * (len(LATENCY_BOUNDS_MS) + 1), seconds)
     return Red(counts.requests, counts.errors, tuple(counts.buckets), seconds)
