@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from command_center import probes
-from command_center.selectors import alerts, metrics, red
+from command_center.selectors import alerts, baselines, metrics, red
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import freshness, sample_freshness
@@ -133,6 +133,7 @@ def _vital_signs(now: datetime, api: red.RedNow) -> dict[str, Any]:
     )
     if resource:
         cards["saturation_pct"]["resource"] = resource
+    baselines.attach(cards, now)  # same hour of day on the previous 7 days, from the hourly rollup
     return cards
 
 
@@ -194,6 +195,7 @@ def _with_live(summary: dict[str, Any], now: datetime, api: red.RedNow | None = 
     if collecting:
         summary["vital_signs"] = {name: {**card, "value": None, "status": None}
                                   for name, card in summary["vital_signs"].items()}
+    summary["vital_signs"] = baselines.compare(summary["vital_signs"])  # against the values read just now
     return summary
 
 
