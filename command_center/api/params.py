@@ -143,6 +143,12 @@ TRACE_FILTERS = (
     Param("duration_min", Kind.INT, "Minimum duration in ms.", minimum=0, maximum=86_400_000),
     Param("trace_id", Kind.TRACE_ID, "One trace (32 lower-case hex characters)."),
 )
+COMPARE = Param(
+    "compare",
+    Kind.ENUM,
+    "Also return the same window 1 day (yesterday) or 7 days (last_week) earlier, aligned on the same timestamps.",
+    choices=("yesterday", "last_week"),
+)
 METRIC_REQUIRED = Param("metric", Kind.METRIC, "A catalogue metric name (see config).", required=True)
 
 ENDPOINTS: Mapping[str, Endpoint] = {
@@ -157,6 +163,7 @@ ENDPOINTS: Mapping[str, Endpoint] = {
                 METRIC_REQUIRED,
                 *_range_params("24h"),
                 Param("group_by", Kind.LABEL, "One of the metric's labels: one series per value (top 10)."),
+                COMPARE,
             ),
             default_range="24h",
             cache_seconds=10,
@@ -192,6 +199,24 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "voice/quality",
             "Packet loss, jitter, latency and quality-score series.",
             _range_params("1h"),
+            default_range="1h",
+            cache_seconds=10,
+        ),
+        Endpoint(
+            "voice-worst-sessions",
+            "voice/worst-sessions",
+            "The voice sessions of the window with the worst packet loss, jitter or latency (session ids only).",
+            (
+                *_range_params("1h"),
+                Param(
+                    "sort",
+                    Kind.ENUM,
+                    "Rank by the session's p95 of this measure.",
+                    choices=("packet_loss", "jitter", "latency"),
+                    default="packet_loss",
+                ),
+                Param("limit", Kind.INT, "Sessions to return, 1–50.", default=10, minimum=1, maximum=50),
+            ),
             default_range="1h",
             cache_seconds=10,
         ),

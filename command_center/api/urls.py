@@ -13,6 +13,7 @@ _VIEWS = (
     views.top_errors,
     views.voice_summary,
     views.voice_quality,
+    views.voice_worst_sessions,
     views.infrastructure_view,
     views.logs_view,
     views.traces_view,

@@ -88,7 +88,9 @@ def summary(request, params):
 @api_view("trends")
 def trends_view(request, params):
     window = params["window"]
-    return trends.trend(params["metric"], window.start, window.end, group_by=params["group_by"])
+    return trends.trend(
+        params["metric"], window.start, window.end, group_by=params["group_by"], compare=params["compare"]
+    )
 
 
 @api_view("top-routes")
@@ -118,6 +120,16 @@ def voice_quality(request, params):
     return {
         "range": {**_window(params), "step_seconds": step},
         **voice.voice_quality(window.start, window.end, step),
+    }
+
+
+@api_view("voice-worst-sessions")
+def voice_worst_sessions(request, params):
+    window = params["window"]
+    step, _ = trends.choose_step(window.end - window.start)
+    return {
+        "range": {**_window(params), "step_seconds": step},
+        **voice.worst_sessions(window.start, window.end, step, params["sort"], params["limit"]),
     }
 
 

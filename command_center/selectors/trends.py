@@ -93,7 +93,43 @@ def _shown_groups_match(metric: str, start: datetime, end: datetime, group_by: s
     return [metrics.LabelMatch(group_by, values=tuple(heaviest))]
 
 
-def trend(metric: str, start: datetime, end: datetime, group_by: str | None = None) -> dict[str, Any]:
+# `compare=`: the same window shifted back by a whole number of days, drawn over the chart (issue 16, part 1).
+COMPARE_SHIFTS = {"yesterday": timedelta(days=1), "last_week": timedelta(days=7)}
+
+
+def _series(kind: Kind, aggs: dict, chosen: list[str | None], group_by: str | None, start: datetime,
+            end: datetime, step: int, scale: float) -> list[dict[str, Any]]:
+    series = []
+    for group in chosen:
+        columns: dict[str, list[float | None]] = {}
+        for moment in metrics.bins(start, end, step):
+            # The first and last bins may be cut by the window: rates divide by the seconds covered.
+            covered = (min(moment + timedelta(seconds=step), end) - max(moment, start)).total_seconds()
+            for name, value in _values(kind, aggs.get((metrics.bin_key(moment), group)), covered, scale).items():
+                columns.setdefault(name, []).append(value)
+        series.append({"labels": {group_by: group} if group_by else {}, "values": columns})
+    return series
+
+
+def _compare(metric: str, start: datetime, end: datetime, group_by: str | None, chosen: list[str | None],
+             compare: str, step: int, use_rollup: bool, match: list, scale: float) -> dict[str, Any]:
+    """The same chart over the window `compare` days back, on the chart's own timestamps: the shift is whole
+    days and every step divides a day, so bin i of the shifted window is bin i of the chart. The same groups
+    as the chart (not the heaviest of the shifted window), so each line has its own comparison."""
+    shift = COMPARE_SHIFTS[compare]
+    aggs = metrics.aggregate(metric, start - shift, end - shift, group_label=group_by, step_seconds=step,
+                             use_rollup=use_rollup, match=match)
+    return {
+        "name": compare,
+        "shift_seconds": int(shift.total_seconds()),
+        "from": start - shift,
+        "to": end - shift,
+        "series": _series(CATALOGUE[metric].kind, aggs, chosen, group_by, start - shift, end - shift, step, scale),
+    }
+
+
+def trend(metric: str, start: datetime, end: datetime, group_by: str | None = None,
+          compare: str | None = None) -> dict[str, Any]:
     spec = CATALOGUE[metric]
     step, use_rollup = choose_step(end - start)
     match = _shown_groups_match(metric, start, end, group_by) if group_by and not use_rollup else []
@@ -104,17 +140,11 @@ def trend(metric: str, start: datetime, end: datetime, group_by: str | None = No
     groups = _weights(aggs)
     chosen: list[str | None] = [None] if group_by is None else _heaviest(groups)
     scale = 1000.0 if metric.endswith("_seconds") else 1.0
-    series = []
-    for group in chosen:
-        columns: dict[str, list[float | None]] = {}
-        for moment in timestamps:
-            # The first and last bins may be cut by the window: rates divide by the seconds covered.
-            covered = (min(moment + timedelta(seconds=step), end) - max(moment, start)).total_seconds()
-            for name, value in _values(
-                spec.kind, aggs.get((metrics.bin_key(moment), group)), covered, scale
-            ).items():
-                columns.setdefault(name, []).append(value)
-        series.append({"labels": {group_by: group} if group_by else {}, "values": columns})
+    series = _series(spec.kind, aggs, chosen, group_by, start, end, step, scale)
+    compared = (
+        {"compare": _compare(metric, start, end, group_by, chosen, compare, step, use_rollup, match, scale)}
+        if compare else {}
+    )
     newest = metrics.newest_of(aggs.values())
     share = voice.SHARES_BY_METRIC.get(metric)
     ratio = {"ratio": voice.share_series(share, start, end, step, use_rollup)} if share else {}
@@ -135,4 +165,5 @@ def trend(metric: str, start: datetime, end: datetime, group_by: str | None = No
         "timestamps": [int(moment.timestamp()) for moment in timestamps],
         "series": series,
         **ratio,
+        **compared,
     }

@@ -395,3 +395,95 @@ def voice_quality(start: datetime, end: datetime, step_seconds: int) -> dict[str
         "quality": quality,
         "quality_totals": {name: sum(count or 0 for count in quality[name]) for name in QUALITY_NAMES},
     }
+
+
+# --- the worst sessions of a window (issue 16, part 4) ---------------------------------------------------------
+
+# sort key → connection_metrics column; a session is ranked by its own p95 of that column over the window.
+WORST_MEASURES = {"packet_loss": "packet_loss", "jitter": "jitter_ms", "latency": "latency_ms"}
+
+
+def worst_sessions(start: datetime, end: datetime, step_seconds: int, sort: str = "packet_loss", limit: int = 10,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """The `limit` sessions of [start, end) with the highest p95 of `sort` over their own rows in the window.
+
+    Per session: p95 (percentile_cont, as the tab's charts) of packet loss (%), jitter and latency (ms), the
+    worst quality score (0 poor .. 3 excellent) and the number of measurements; `timeline`: per bin of
+    `step_seconds` (the quality chart's step) the mean loss, jitter and latency and the worst quality, bins with
+    measurements only; from `connection_sessions` its outcome (`normal`, `crash`, `ongoing` while it has no end,
+    `unknown` without a session row) and duration (to now while ongoing). The contract forbids linking a session
+    to a user: the session's random uuid is all that identifies it, and nothing else is read.
+    """
+    column = WORST_MEASURES[sort]
+    now = now or timezone.now()
+    with connections[_voice_read_alias()].cursor() as cursor:
+        cursor.execute(
+            f"""SELECT session_id,
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY packet_loss),
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY jitter_ms),
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
+                       min(quality), count(*), min(ts), max(ts),
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY {column}) AS ranked
+                FROM connection_metrics WHERE ts >= %s AND ts < %s
+                GROUP BY session_id
+                ORDER BY ranked DESC NULLS LAST, session_id
+                LIMIT %s""",
+            [start, end, limit],
+        )
+        ranked = cursor.fetchall()
+        ids = [row[0] for row in ranked]
+        timelines: dict[Any, list] = {session_id: [] for session_id in ids}
+        sessions: dict[Any, tuple] = {}
+        if ids:
+            cursor.execute(
+                """SELECT session_id, date_bin(make_interval(secs => %s::double precision), ts, %s),
+                          avg(packet_loss), avg(jitter_ms)::float8, avg(latency_ms)::float8, min(quality)
+                   FROM connection_metrics WHERE ts >= %s AND ts < %s AND session_id = ANY(%s::uuid[])
+                   GROUP BY 1, 2 ORDER BY 1, 2""",
+                [step_seconds, metrics.BIN_ORIGIN, start, end, ids],
+            )
+            for session_id, bin_start, loss, jitter, latency, quality in cursor.fetchall():
+                timelines[session_id].append((bin_start, loss, jitter, latency, quality))
+            cursor.execute(
+                """SELECT DISTINCT ON (id) id, started_at, ended_at, outcome FROM connection_sessions
+                   WHERE id = ANY(%s::uuid[]) AND started_at < %s ORDER BY id, started_at DESC""",
+                [ids, end],
+            )
+            sessions = {row[0]: row[1:] for row in cursor.fetchall()}
+    items = []
+    for session_id, loss, jitter, latency, quality, samples, first_ts, last_ts, _ in ranked:
+        started_at, ended_at, outcome = sessions.get(session_id, (None, None, None))
+        if started_at is None:
+            outcome, duration = "unknown", None
+        elif ended_at is None:
+            outcome, duration = "ongoing", (now - started_at).total_seconds()
+        else:
+            outcome, duration = outcome or "unknown", (ended_at - started_at).total_seconds()
+        timeline = timelines[session_id]
+        items.append({
+            "session_id": str(session_id),
+            "packet_loss_p95_pct": loss,
+            "jitter_p95_ms": jitter,
+            "latency_p95_ms": latency,
+            "worst_quality": QUALITY_NAMES[quality] if quality is not None else None,
+            "samples": samples,
+            "first_ts": first_ts,
+            "last_ts": last_ts,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "outcome": outcome,
+            "duration_seconds": duration,
+            "timeline": {
+                "timestamps": [int(point[0].timestamp()) for point in timeline],
+                "packet_loss_pct": [point[1] for point in timeline],
+                "jitter_ms": [point[2] for point in timeline],
+                "latency_ms": [point[3] for point in timeline],
+                "quality": [point[4] for point in timeline],
+            },
+        })
+    return {
+        **freshness(max((item["last_ts"] for item in items), default=None), REFRESH_SECONDS["voice"], now),
+        "sort": sort,
+        "measure": "p95 over the session's measurements in the window",
+        "sessions": items,
+    }

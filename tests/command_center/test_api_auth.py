@@ -41,6 +41,7 @@ def test_the_api_has_every_endpoint_of_the_design():
         "top-errors",
         "voice/summary",
         "voice/quality",
+        "voice/worst-sessions",
         "infrastructure",
         "logs",
         "traces",
