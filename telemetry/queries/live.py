@@ -49,7 +49,11 @@ class LiveRed:
 
 def live_red(now: float | None = None, seconds: int = 60) -> LiveRed | None:
     """RED over the last `seconds` (a multiple of the 10 s window; the covered time is exact, between
-    `seconds - 10` and `seconds`); None when Redis cannot be read."""
+    `seconds - 10` and `seconds`); None when Redis cannot be read.
+
+    When the platform has only just started sending (no span at all in the windows before its first one,
+    as far back as SENDING_LOOKBACK_SECONDS), the covered time starts with that first window: rates are
+    per second of sending, not diluted by the silence before it."""
     now = time.time() if now is None else now
     current = live_windows.window_start(now)
     shown = max(1, seconds // WINDOW_SECONDS)
@@ -59,7 +63,7 @@ def live_red(now: float | None = None, seconds: int = 60) -> LiveRed | None:
     if windows is None:
         return None
     recent = windows[:shown]
-    covered = now - starts[shown - 1]
+    covered = now - starts[_first_covered(windows, shown) - 1]
     sending = any(counts.requests for window in windows for counts in window.services.values())
     by_route = _merged((route, counts) for window in recent for route, counts in window.routes.items())
     by_service = _merged((service, counts) for window in recent for service, counts in window.services.items())
@@ -71,6 +75,15 @@ def live_red(now: float | None = None, seconds: int = 60) -> LiveRed | None:
         by_service={key: _red(counts, covered) for key, counts in by_service.items()},
         by_route={key: _red(counts, covered) for key, counts in by_route.items()},
     )
+
+
+def _first_covered(windows: list[live_windows.Window], shown: int) -> int:
+    """How many of the newest windows the rates cover: `shown`, or fewer when the oldest window holding
+    any span (over the whole look-back) is newer than the oldest shown one."""
+    with_spans = [index for index, window in enumerate(windows) if window.spans]
+    if not with_spans:
+        return shown
+    return min(shown, with_spans[-1] + 1)
 
 
 def _merged(items) -> dict:

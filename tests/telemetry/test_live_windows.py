@@ -38,7 +38,7 @@ def test_server_spans_count_as_requests_errors_and_latency_of_their_route():
     assert red.sending
     assert (red.total.requests, red.total.errors) == (20, 2)
     assert red.total.error_pct == pytest.approx(10.0)
-    assert 50 <= red.total.seconds <= 60
+    assert 0 < red.total.seconds <= 60
     assert red.total.rate_per_second == pytest.approx(20 / red.total.seconds)
     # 18 requests in (25, 50] ms and 2 in (2000, 2500]: rank 19 of 20 is the first slow one.
     assert 2000 < red.total.latency_ms(0.95) <= 2500
@@ -92,3 +92,27 @@ def test_without_redis_ingest_still_stores_and_reading_says_unavailable(settings
         assert live_red() is None
     finally:
         monkeypatch.setattr(redis_client, "_client", None)
+
+
+def test_a_platform_that_just_started_sending_is_measured_from_its_first_window():
+    ingest(Signal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
+
+    red = live_red(seconds=60)
+
+    # All 30 requests arrived in the current window: the rate is per second of that window, not per 60 s.
+    assert red.total.seconds <= live_windows.WINDOW_SECONDS
+    assert red.total.rate_per_second >= 3.0
+
+
+def test_a_platform_that_was_already_sending_is_measured_over_the_whole_minute():
+    now = timezone.now().timestamp()
+    earlier = live_windows.LiveCounts(received_at=now - 90)  # before the minute shown, inside the look-back
+    earlier.spans = 1
+    earlier.add_request("kaiku-api", "/x", 1_000_000, False)
+    live_windows.record(earlier)
+    ingest(Signal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
+
+    red = live_red(now=now, seconds=60)
+
+    assert 50 <= red.total.seconds <= 60
+    assert red.total.requests == 30  # the earlier request is outside the minute
