@@ -238,9 +238,10 @@ def test_the_feed_groups_a_burst_into_one_row_per_error_kind(page, asgi_server):
     make_user("e2e-admin", superuser=True)
     open_command_center(page, "e2e-admin")
     expect(page.locator("#cc-live-state")).to_have_text("● Live", timeout=10_000)
-    long_message = "SFU rejected the join because the room reached its participant limit of 25 " * 2
+    def long_message(number: int) -> str:  # one kind, though every occurrence names other numbers
+        return f"SFU rejected join {number} because room {1000 + number} reached its limit of 25 " * 2
 
-    send_error_logs(asgi_server.url, [("voice.join_failed", long_message, trace_id()) for _ in range(40)]
+    send_error_logs(asgi_server.url, [("voice.join_failed", long_message(n), trace_id()) for n in range(40)]
                     + [("chat.send_failed", "message store timed out", None) for _ in range(3)])
 
     items = page.locator("#cc-feed .cc-feed-item")

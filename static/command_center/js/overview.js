@@ -1,7 +1,7 @@
 // Tier 1, always on top: vital-sign cards, service health matrix, live error feed, server metadata.
 
 import { $, $$, el, replaceChildren, svg } from "./dom.js";
-import { DASH, formatDateTime, formatDuration, formatNumber, formatTime, formatValue, parseTime, truncate } from "./format.js";
+import { DASH, formatDateTime, formatDuration, formatNumber, formatTime, formatValue, isNumber, parseTime, truncate } from "./format.js";
 import { serviceBadge, signalWord, statusFor } from "./status.js";
 import { Sparkline } from "./charts.js";
 
@@ -25,9 +25,39 @@ function occurrenceKey(row) {
   return [parseTime(row.ts)?.getTime() ?? row.ts, row.service, row.event, row.trace_id, row.message].join("|");
 }
 
-// One error kind: what Sentry would call an issue.
+// One error kind: what Sentry would call an issue. Messages that differ only in their numbers and ids
+// ("pool exhausted (3960 waiting)" / "(641 waiting)") are one kind: they are compared as templates.
+export function messageTemplate(message) {
+  return (message ?? "")
+    .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, "<id>")
+    .replace(/\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b/gi, "<id>")
+    .replace(/\d+(?:[.,]\d+)*/g, "<n>");
+}
+
 function kindKey(row) {
-  return JSON.stringify([row.service ?? "", row.event ?? "", row.message ?? ""]);
+  return JSON.stringify([row.service ?? "", row.event ?? "", messageTemplate(row.message)]);
+}
+
+// Normal vs now: the card's value against the same hour of day on the previous 7 days (summary `baseline`).
+// Pushes carry bare values, so the verdict is recomputed here with the server's rule: outside [min, max] of
+// the 7-day range, judged only with at least MIN_BASELINE_DAYS days of history.
+const MIN_BASELINE_DAYS = 3;
+
+export function judgeBaseline(value, baseline) {
+  const span = baseline?.range_7d;
+  if (!isNumber(value) || !span || (baseline.days ?? 0) < MIN_BASELINE_DAYS) return { unusual: null, direction: null };
+  const direction = value > span[1] ? "above" : value < span[0] ? "below" : null;
+  return { unusual: direction !== null, direction };
+}
+
+// "+12 %" against a baseline (percentage points for a % figure); "" when there is nothing to compare.
+function changeText(value, base, unit) {
+  if (!isNumber(value) || !isNumber(base)) return "";
+  const diff = value - base;
+  const sign = diff > 0 ? "+" : diff < 0 ? "−" : "±";
+  if (unit === "%") return `${sign}${formatNumber(Math.abs(diff))} pp`;
+  if (base === 0) return "";
+  return `${sign}${formatNumber(Math.abs((100 * diff) / base))} %`;
 }
 
 function windowLabel(vital) {
@@ -48,9 +78,11 @@ export class Overview {
     this.links = links;
     this.announce = announce;
     this.server = null;
-    this.cards = Object.fromEntries($$("[data-vital]", root).map((card) => [card.dataset.vital, {
-      card, sparkline: new Sparkline($(".cc-sparkline", card)),
-    }]));
+    this.cards = Object.fromEntries($$("[data-vital]", root).map((card) => {
+      const baseline = el("p", { class: "cc-card-baseline cc-quiet" });
+      $(".cc-card-window", card).after(baseline);
+      return [card.dataset.vital, { card, baseline, sparkline: new Sparkline($(".cc-sparkline", card)), lastBaseline: null }];
+    }));
     for (const [name, { card }] of Object.entries(this.cards)) {
       const link = $(".cc-card-link", card);
       link.href = links.vitalHref(name);
@@ -127,6 +159,8 @@ export class Overview {
       else line.removeAttribute("title");
     }
     $(".cc-status-label", card).textContent = status === "none" ? "No threshold" : signalWord(status);
+    if (vital && !keepSparkline) this.cards[name].lastBaseline = vital.baseline ?? null;
+    this.paintBaseline(name, value, vital?.unit ?? $(".cc-unit", card).textContent);
     if (name === "saturation" && vital?.resource) {
       $(".cc-saturation-source", card).textContent = RESOURCES[vital.resource] ?? vital.resource;
     }
@@ -134,6 +168,42 @@ export class Overview {
       const tone = status === "none" ? "neutral" : status;
       sparkline.setData(vital?.sparkline?.timestamps ?? [], vital?.sparkline?.values ?? [], tone, vital?.unit ?? "");
     }
+  }
+
+  // "yesterday 180 ms (+12 %) · last week 170 ms (+19 %)", and when the value is outside the 7-day range of
+  // this hour an "Unusual" mark, said in words for screen readers too.
+  paintBaseline(name, value, unit) {
+    const { card, baseline: line, lastBaseline: baseline } = this.cards[name];
+    const { unusual, direction } = judgeBaseline(value, baseline);
+    card.dataset.unusual = unusual ? direction : "";
+    if (!baseline) {
+      replaceChildren(line);
+      line.hidden = true;
+      return;
+    }
+    line.hidden = false;
+    line.title = `Baseline: ${baseline.window_label ?? "same hour, previous 7 days"} (hourly rollup)`;
+    const part = (label, base) => el("span", { class: "cc-baseline-part" }, `${label} `,
+      el("span", { class: "cc-baseline-value", text: formatValue(base, unit) }),
+      changeText(value, base, unit) ? el("span", { class: "cc-baseline-change", text: ` (${changeText(value, base, unit)})` }) : null);
+    const span = baseline.range_7d;
+    const rangeText = span ? `${formatValue(span[0], unit)}–${formatValue(span[1], unit)}` : null;
+    let verdict = null;
+    if (unusual) {
+      verdict = el("span", { class: "cc-unusual", "data-direction": direction },
+        el("span", { "aria-hidden": "true", text: direction === "above" ? "▲ unusual" : "▼ unusual" }),
+        el("span", { class: "visually-hidden",
+          text: `Unusual: ${direction} the normal range of ${rangeText} for ${baseline.window_label ?? "this hour"}.` }));
+    } else if (unusual === false) {
+      verdict = el("span", { class: "visually-hidden", text: `Within the normal range of ${rangeText} for this hour.` });
+    } else if (span === null || (baseline.days ?? 0) < MIN_BASELINE_DAYS) {
+      verdict = el("span", { class: "cc-baseline-note", text: "not enough history" });
+    }
+    replaceChildren(line,
+      part("yesterday", baseline.yesterday), el("span", { "aria-hidden": "true", text: " · " }),
+      part("last week", baseline.last_week),
+      rangeText ? el("span", { class: "cc-baseline-range", text: ` · normal ${rangeText}` }) : null,
+      verdict ? " " : null, verdict);
   }
 
   paintMatrix(services) {
