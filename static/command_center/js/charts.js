@@ -6,6 +6,7 @@ import { formatTicks, formatValue, isNumber } from "./format.js";
 
 const SYNC_KEY = "cc-time";
 const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3], [1, 5], [8, 8]];
+const COMPARE_DASH = [4, 4];
 const liveCharts = new Set();
 const SPARKLINE_HEIGHT = 48;
 // A drag narrower than this is a click (which opens the logs of that moment), not a zoom.
@@ -280,6 +281,9 @@ export class TimeChart {
     this.isolated = data.map((values, i) => (i === 0 ? [] : isolatedIndices(values)));
     // For tests and curious operators: how many continuous runs each series is drawn in.
     this.container.dataset.segments = order.map((i) => segments(shown[i])).join(",");
+    const overlays = this.seriesSpec.filter((spec) => spec.compare);
+    if (overlays.length) this.container.dataset.compare = overlays.map((spec) => spec.label).join("|");
+    else delete this.container.dataset.compare;
     this.plot = new window.uPlot(this.plotOptions(order, data), data, this.canvasHost);
   }
 
@@ -299,13 +303,14 @@ export class TimeChart {
     const ticks = (axisUnit) => (u, splits) => formatTicks(splits, axisUnit).values;
     const series = order.map((index) => {
       const spec = this.seriesSpec[index];
-      const color = spec.color ?? colors.series[index % colors.series.length];
+      // An overlay of an earlier window (`compare`): muted, thin and dashed on the same axes.
+      const color = spec.color ?? (spec.compare ? colors.quiet : colors.series[index % colors.series.length]);
       return {
         label: spec.label,
         scale: spec.right ? "right" : "y",
         stroke: color,
-        width: 2,
-        dash: stacked || bars ? [] : DASHES[index % DASHES.length],
+        width: spec.compare ? 1.5 : 2,
+        dash: spec.compare ? COMPARE_DASH : (stacked || bars ? [] : DASHES[index % DASHES.length]),
         fill: stacked || bars || spec.fill ? withAlpha(color, bars ? 0.85 : 0.35) : undefined,
         paths: bars ? window.uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
         // Lines only, except points that have no neighbour to join (they would otherwise not show at all).

@@ -4,20 +4,30 @@ import { $, el, replaceChildren } from "./dom.js";
 import { formatNumber, formatShortDateTime, formatValue, isNumber, parseTime, truncate } from "./format.js";
 import { TimeChart } from "./charts.js";
 import { rangeParams } from "./url_state.js";
-import { TrendSource, bucketed, column, labelled, percentOf } from "./trends.js";
+import { TrendSource, bucketed, column, compareColumn, compareSpec, labelled, percentOf } from "./trends.js";
 import { dataTable, gauge } from "./widgets.js";
 import { statusFor } from "./status.js";
 
 
 // Each chart: a title, its series, and how to pull columns out of trend responses.
+// With a comparison on (trends.compare), a chart of one metric also gets its main line a day or a week earlier
+// (`overlay`: a column aligned on the same timestamps and its series spec), drawn dashed on the same axes.
+function overlay(trends, label, values, unit = undefined) {
+  if (!trends.compare || !values) return {};
+  return { compareColumns: [values], compareSeries: [compareSpec(label, trends.compare, unit)] };
+}
+
 function chartSpecs(M, L, flags) {
   const percentiles = (metric, keys) => async (trends) => {
     const body = await trends.get(metric);
-    return { timestamps: body.timestamps, columns: keys.map((key) => column(body, key)), unit: body.unit };
+    const main = keys.includes("p95") ? "p95" : keys[keys.length - 1];
+    return { timestamps: body.timestamps, columns: keys.map((key) => column(body, key)), unit: body.unit,
+      ...overlay(trends, main, compareColumn(body, main)) };
   };
-  const single = (metric, key) => async (trends) => {
+  const single = (metric, key, label) => async (trends) => {
     const body = await trends.get(metric);
-    return { timestamps: body.timestamps, columns: [column(body, key)], unit: body.unit };
+    return { timestamps: body.timestamps, columns: [column(body, key)], unit: body.unit,
+      ...overlay(trends, label, compareColumn(body, key)) };
   };
   const outcome = (metric, value) => async (trends) => {
     const body = await trends.get(metric, L.OUTCOME);
@@ -37,11 +47,11 @@ function chartSpecs(M, L, flags) {
     ],
     traffic: [
       { title: "API request rate", series: [{ label: "requests", fill: true }], unit: "req/s",
-        load: single(M.HTTP_REQUESTS_TOTAL, "rate") },
+        load: single(M.HTTP_REQUESTS_TOTAL, "rate", "requests") },
       { title: "Active WebSocket connections", series: [{ label: "connections" }],
-        load: single(M.WS_CONNECTIONS_ACTIVE, "value") },
+        load: single(M.WS_CONNECTIONS_ACTIVE, "value", "connections") },
       { title: "Active voice sessions", series: [{ label: "sessions" }],
-        load: single(M.VOICE_SESSIONS_ACTIVE, "value") },
+        load: single(M.VOICE_SESSIONS_ACTIVE, "value", "sessions") },
       { title: "WebSocket messages by event type", stacked: true, unit: "msg/s", dynamicSeries: true,
         load: async (trends) => {
           const body = await trends.get(M.WS_MESSAGES_TOTAL, L.WS_EVENT_TYPE);
@@ -51,7 +61,7 @@ function chartSpecs(M, L, flags) {
             columns: series.map((entry) => entry.values?.rate ?? []) };
         } },
       { title: "Voice RTP packets forwarded", series: [{ label: "packets", fill: true }], unit: "pkt/s",
-        load: single(M.VOICE_RTP_PACKETS_FORWARDED_TOTAL, "rate") },
+        load: single(M.VOICE_RTP_PACKETS_FORWARDED_TOTAL, "rate", "packets") },
     ],
     errors: [
       { title: "HTTP errors (4xx vs 5xx)", stacked: true, series: [{ label: "4xx" }, { label: "5xx" }], unit: "err/s",
@@ -65,28 +75,30 @@ function chartSpecs(M, L, flags) {
       { title: "Auth token refresh failures", series: [{ label: "failures" }],
         load: outcome(M.AUTH_TOKEN_REFRESH_TOTAL, "failure") },
       { title: "WebSocket reconnects", series: [{ label: "reconnects" }],
-        load: single(M.WS_RECONNECTS_TOTAL, "rate") },
+        load: single(M.WS_RECONNECTS_TOTAL, "rate", "reconnects") },
       { title: "Voice join failures", series: [{ label: "failed joins" }],
         load: outcome(M.VOICE_JOINS_TOTAL, "error") },
       { title: "OTel export failures", series: [{ label: "failures" }],
-        load: single(M.OTEL_EXPORT_FAILURES_TOTAL, "rate") },
+        load: single(M.OTEL_EXPORT_FAILURES_TOTAL, "rate", "failures") },
       flags.client_telemetry && { title: "Client WebRTC failures", series: [{ label: "failures" }],
-        load: single(M.CLIENT_VOICE_WEBRTC_FAILURES_TOTAL, "rate") },
+        load: single(M.CLIENT_VOICE_WEBRTC_FAILURES_TOTAL, "rate", "failures") },
     ],
     saturation: [
       { title: "DB pool utilization", series: [{ label: "active / max", fill: true }], unit: "%",
         load: async (trends) => {
           const [active, max] = await Promise.all([trends.get(M.DB_POOL_CONNECTIONS_ACTIVE),
             trends.get(M.DB_POOL_CONNECTIONS_MAX)]);
+          const [earlierActive, earlierMax] = [compareColumn(active, "value"), compareColumn(max, "value")];
           return { timestamps: active.timestamps, unit: "%",
-            columns: [percentOf(column(active, "value"), column(max, "value"))] };
+            columns: [percentOf(column(active, "value"), column(max, "value"))],
+            ...overlay(trends, "active / max", earlierActive && earlierMax && percentOf(earlierActive, earlierMax)) };
         } },
       { title: "DB idle connections", series: [{ label: "idle" }],
-        load: single(M.DB_POOL_CONNECTIONS_IDLE, "value") },
+        load: single(M.DB_POOL_CONNECTIONS_IDLE, "value", "idle") },
       { title: "OTel dropped spans", series: [{ label: "dropped" }],
-        load: single(M.OTEL_DROPPED_SPANS_TOTAL, "rate") },
+        load: single(M.OTEL_DROPPED_SPANS_TOTAL, "rate", "dropped") },
       { title: "Process memory (RSS)", series: [{ label: "RSS", fill: true }], unit: "bytes",
-        load: single(M.PROCESS_MEMORY_BYTES, "value") },
+        load: single(M.PROCESS_MEMORY_BYTES, "value", "RSS") },
     ],
   };
 }
@@ -100,7 +112,8 @@ const INCIDENT_SERIES = {
 };
 
 export class GoldenSignals {
-  constructor(panel, { api, freshness, config, pageConfig, getState, setSignal, openLogsWindow, deployTimes, navigation }) {
+  constructor(panel, { api, freshness, config, pageConfig, getState, setSignal, setCompare, openLogsWindow, deployTimes,
+    navigation }) {
     this.panel = panel;
     this.navigation = navigation;
     this.listLinks = [];
@@ -116,6 +129,8 @@ export class GoldenSignals {
     const onPick = (ts, step) => openLogsWindow(ts - step, ts + step);
     this.signalSelect = $("#cc-incident-signal");
     this.signalSelect.addEventListener("change", () => setSignal(this.signalSelect.value));
+    this.compareSelect = $("#cc-compare");
+    this.compareSelect.addEventListener("change", () => setCompare(this.compareSelect.value));
     this.incident = new TimeChart($("[data-chart-slot=incident]", panel), {
       title: "Incident view", series: [INCIDENT_SERIES.latency, { label: "error rate", right: true, unit: "%" }],
       rightUnit: "%", height: 260, onPick,
@@ -176,7 +191,8 @@ export class GoldenSignals {
     const state = this.getState();
     const range = rangeParams(state);
     this.signalSelect.value = state.signal;
-    this.trends.begin(range);
+    this.compareSelect.value = state.compare ?? "";
+    this.trends.begin(range, state.compare);
     const results = await Promise.allSettled([
       this.refreshIncident(state.signal, range),
       ...this.charts.map(({ spec, chart }) => this.refreshChart(spec, chart)),
@@ -192,29 +208,39 @@ export class GoldenSignals {
   async refreshChart(spec, chart) {
     const data = await spec.load(this.trends);
     if (spec.dynamicSeries) chart.seriesSpec = data.series.length ? data.series : [{ label: "messages" }];
+    else chart.seriesSpec = [...(spec.series ?? [{ label: "" }]), ...(data.compareSeries ?? [])];
     if (data.unit && !spec.unit) chart.options.unit = data.unit;
-    chart.setData(data.timestamps ?? [], data.columns);
+    chart.setData(data.timestamps ?? [], [...data.columns, ...(data.compareColumns ?? [])]);
   }
 
+  // [the signal's series, the same a day or a week earlier (null without a comparison)].
   async incidentPrimary(signal) {
     const M = this.M;
-    if (signal === "latency") return column(await this.trends.get(M.HTTP_REQUEST_DURATION_SECONDS), "p95");
-    if (signal === "traffic") return column(await this.trends.get(M.HTTP_REQUESTS_TOTAL), "rate");
-    if (signal === "errors") return column(await this.trends.get(M.HTTP_ERRORS_TOTAL), "rate");
+    const one = async (metric, key) => {
+      const body = await this.trends.get(metric);
+      return [column(body, key), compareColumn(body, key)];
+    };
+    if (signal === "latency") return one(M.HTTP_REQUEST_DURATION_SECONDS, "p95");
+    if (signal === "traffic") return one(M.HTTP_REQUESTS_TOTAL, "rate");
+    if (signal === "errors") return one(M.HTTP_ERRORS_TOTAL, "rate");
     const [active, max] = await Promise.all([this.trends.get(M.DB_POOL_CONNECTIONS_ACTIVE),
       this.trends.get(M.DB_POOL_CONNECTIONS_MAX)]);
-    return percentOf(column(active, "value"), column(max, "value"));
+    const [earlierActive, earlierMax] = [compareColumn(active, "value"), compareColumn(max, "value")];
+    return [percentOf(column(active, "value"), column(max, "value")),
+      earlierActive && earlierMax ? percentOf(earlierActive, earlierMax) : null];
   }
 
   async refreshIncident(signal, range) {
-    const [requests, errors, primary] = await Promise.all([
+    const [requests, errors, [primary, earlier]] = await Promise.all([
       this.trends.get(this.M.HTTP_REQUESTS_TOTAL),
       this.trends.get(this.M.HTTP_ERRORS_TOTAL),
       this.incidentPrimary(signal),
     ]);
     const errorRate = percentOf(column(errors, "rate"), column(requests, "rate"));
     const primarySpec = INCIDENT_SERIES[signal];
-    this.incident.seriesSpec = [primarySpec, { label: "HTTP error rate", right: true, unit: "%" }];
+    const compared = this.trends.compare && earlier;
+    this.incident.seriesSpec = [primarySpec, { label: "HTTP error rate", right: true, unit: "%" },
+      ...(compared ? [compareSpec(primarySpec.label, this.trends.compare, primarySpec.unit)] : [])];
     this.incident.options.unit = primarySpec.unit;
     const toSeconds = (iso) => (parseTime(iso)?.getTime() ?? 0) / 1000;
     // Errors per time bucket (HTTP errors counted by the metric, rate × step), drawn as bars along the bottom:
@@ -225,7 +251,7 @@ export class GoldenSignals {
         values: column(errors, "rate").map((rate) => (isNumber(rate) ? Math.round(rate * step) : null)) },
       deploys: this.config.feature_flags?.deploy_markers ? this.deployTimes().map(toSeconds) : [],
     };
-    this.incident.setData(requests.timestamps ?? [], [primary, errorRate], markers);
+    this.incident.setData(requests.timestamps ?? [], [primary, errorRate, ...(compared ? [earlier] : [])], markers);
   }
 
   async refreshTables(range) {

@@ -105,6 +105,7 @@ class CommandCenter {
     this.links = links;
     this.sections = {
       golden: new GoldenSignals($("#cc-panel-golden"), { ...shared, navigation, setSignal: (signal) => this.update({ signal }),
+        setCompare: (compare) => this.update({ compare }),
         deployTimes: () => (this.overview.server?.last_deploy_at ? [this.overview.server.last_deploy_at] : []) }),
       voice: new VoiceOperations($("#cc-panel-voice"), shared),
       infrastructure: new Infrastructure($("#cc-panel-infrastructure"), shared),

@@ -9,19 +9,36 @@ export class TrendSource {
     this.params = {};
   }
 
-  // Start a refresh cycle for a time range; requests made during it are shared.
-  begin(rangeParams) {
+  // Start a refresh cycle for a time range; requests made during it are shared. With `compare` (yesterday |
+  // last_week) every ungrouped request also brings the same window shifted back (`body.compare`), so a chart
+  // and its overlay are one request.
+  begin(rangeParams, compare = "") {
     this.params = rangeParams;
+    this.compare = compare || "";
     this.cache.clear();
   }
 
   get(metric, groupBy = null) {
-    const key = `${metric}|${groupBy ?? ""}`;
+    const compare = groupBy ? "" : this.compare;
+    const key = `${metric}|${groupBy ?? ""}|${compare}`;
     if (!this.cache.has(key)) {
-      this.cache.set(key, this.api.get("trends", { metric, group_by: groupBy, ...this.params }));
+      this.cache.set(key, this.api.get("trends", { metric, group_by: groupBy, compare, ...this.params }));
     }
     return this.cache.get(key);
   }
+}
+
+export const COMPARE_LABELS = { yesterday: "yesterday", last_week: "last week" };
+
+// The shifted series of an ungrouped response (aligned on body.timestamps), or null without `compare`.
+export function compareColumn(body, valueKey) {
+  const series = body.compare?.series?.[0];
+  return series ? (series.values?.[valueKey] ?? nulls(body.timestamps ?? [])) : null;
+}
+
+// The overlay series spec of a chart: drawn dashed and muted on the same axes (charts.js `compare`).
+export function compareSpec(label, compare, unit = undefined) {
+  return { label: `${label} (${COMPARE_LABELS[compare] ?? compare})`, compare: true, unit };
 }
 
 const nulls = (timestamps) => timestamps.map(() => null);

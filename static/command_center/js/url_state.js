@@ -8,6 +8,8 @@ export const LIST_FILTERS = {
   traces: ["status", "domain", "route", "duration_min", "trace_id", "from", "to"],
 };
 const SIGNALS = ["latency", "traffic", "errors", "saturation"];
+// Trend charts' overlay of the same window a day or a week earlier (the trends API's `compare`).
+export const COMPARES = ["yesterday", "last_week"];
 const TAB_STORAGE_KEY = "kaiku-command-center-tab";
 
 function storedTab() {
@@ -48,6 +50,7 @@ export function readState(search = window.location.search) {
     to: custom ? to : null,
     tab,
     signal: SIGNALS.includes(params.get("signal")) ? params.get("signal") : "latency",
+    compare: COMPARES.includes(params.get("compare")) ? params.get("compare") : "",
     logs: lists.logs,
     traces: lists.traces,
   };
@@ -63,6 +66,7 @@ export function toSearch(state) {
   }
   if (state.tab !== "golden") params.set("tab", state.tab);
   if (state.signal !== "latency") params.set("signal", state.signal);
+  if (state.compare) params.set("compare", state.compare);
   for (const list of Object.keys(LIST_FILTERS)) {
     for (const [key, value] of Object.entries(state[list])) {
       if (value) params.set(`${list}_${key}`, value);

@@ -1,7 +1,7 @@
 // Tier 3: voice operations — pulse numbers, Voice Health Score, quality trends and distributions.
 
-import { $, el, replaceChildren } from "./dom.js";
-import { formatNumber, formatValue } from "./format.js";
+import { $, el, replaceChildren, svg } from "./dom.js";
+import { formatDuration, formatNumber, formatShortDateTime, formatValue, isNumber } from "./format.js";
 import { TimeChart } from "./charts.js";
 import { rangeParams } from "./url_state.js";
 import { TrendSource, column, labelled, percentOf } from "./trends.js";
@@ -15,6 +15,38 @@ const COMPONENT_LABELS = {
   jitter_p95_ms: ["Jitter p95", "ms"],
   crash_rate_pct: ["Session crash rate", "%"],
 };
+
+// Worst sessions: what each one is ranked by, with the timeline column and unit drawn for it.
+const WORST_SORTS = {
+  packet_loss: { label: "packet loss", key: "packet_loss_pct", unit: "%" },
+  jitter: { label: "jitter", key: "jitter_ms", unit: "ms" },
+  latency: { label: "latency", key: "latency_ms", unit: "ms" },
+};
+const SPARK_W = 120;
+const SPARK_H = 24;
+
+// A session's measure over time as a small line, with a red dot on every bin whose worst quality was poor.
+function sessionSparkline(timeline, sort) {
+  const { key, label, unit } = WORST_SORTS[sort];
+  const times = timeline?.timestamps ?? [];
+  const values = timeline?.[key] ?? [];
+  const points = times.map((ts, i) => [ts, values[i], timeline.quality?.[i]]).filter(([, value]) => isNumber(value));
+  const description = points.length
+    ? `${label} over time: ${points.length} points from ${formatValue(Math.min(...points.map((p) => p[1])), unit)} to `
+      + `${formatValue(Math.max(...points.map((p) => p[1])), unit)}`
+    : `no ${label} measurements`;
+  if (!points.length) return el("span", { class: "cc-quiet", text: "—" });
+  const [t0, t1] = [points[0][0], points[points.length - 1][0]];
+  const top = Math.max(...points.map((p) => p[1]), 1e-9);
+  const x = (ts) => (t1 === t0 ? SPARK_W / 2 : 2 + ((ts - t0) / (t1 - t0)) * (SPARK_W - 4));
+  const y = (value) => SPARK_H - 2 - (value / top) * (SPARK_H - 4);
+  return svg("svg", { class: "cc-session-spark", viewBox: `0 0 ${SPARK_W} ${SPARK_H}`, width: SPARK_W, height: SPARK_H,
+    role: "img", "aria-label": description, "data-points": points.length },
+  svg("title", { text: description }),
+  svg("polyline", { class: "cc-spark-line", points: points.map(([ts, value]) => `${x(ts).toFixed(1)},${y(value).toFixed(1)}`).join(" ") }),
+  ...points.filter(([, , quality]) => quality === 0).map(([ts, value]) => svg("circle", { class: "cc-spark-poor",
+    cx: x(ts).toFixed(1), cy: y(value).toFixed(1), r: 2 })));
+}
 
 function card(title, ...children) {
   const host = el("div", { class: "cc-card-body" }, ...children);
@@ -58,7 +90,22 @@ export class VoiceOperations {
       duration: chartCard("Session duration", { series: [{ label: "p50" }, { label: "p95" }, { label: "p99" }] }),
     };
     const grid = el("div", { class: "cc-chart-grid" }, Object.values(this.charts).map((entry) => entry.node));
-    replaceChildren(slot, top, el("section", { class: "cc-box" }, el("h3", { text: "Quality over time" }), grid));
+    // Drill-down: the sessions behind the quality percentiles.
+    this.worstSort = el("select", { id: "cc-worst-sort", onchange: () => this.refreshWorst().catch(() => {}) },
+      Object.entries(WORST_SORTS).map(([value, { label }]) => el("option", { value, text: label })));
+    this.worstHost = el("div", { class: "cc-table-host" });
+    this.worstCaption = el("p", { class: "cc-quiet" });
+    const worst = el("section", { class: "cc-box", id: "cc-voice-worst", tabindex: "-1", "aria-labelledby": "cc-voice-worst-title" },
+      el("div", { class: "cc-worst-head" }, el("h3", { id: "cc-voice-worst-title", text: "Worst sessions" }),
+        el("label", {}, "Rank by ", this.worstSort)),
+      this.worstCaption, this.worstHost);
+    const toWorst = el("a", { class: "cc-more-link", href: "#cc-voice-worst", onclick: (event) => {
+      event.preventDefault();
+      worst.scrollIntoView({ block: "start" });
+      worst.focus({ preventScroll: true });
+    } }, "Worst sessions of this range →");
+    replaceChildren(slot, top, el("section", { class: "cc-box" },
+      el("div", { class: "cc-worst-head" }, el("h3", { text: "Quality over time" }), toWorst), grid), worst);
     this.last = { active_sessions: null, active_rooms: null, join_success_rate_1h: null, join_success_rate_24h: null };
   }
 
@@ -75,7 +122,7 @@ export class VoiceOperations {
     this.paintScore(summary.health_score);
     this.paintParticipants(summary.participants_per_room ?? []);
     this.paintQuality(quality);
-    await this.paintTrends();
+    await Promise.all([this.paintTrends(), this.refreshWorst()]);
     this.freshness.mark("voice", this.cadence, summary.stale || quality.stale);
   }
 
@@ -138,6 +185,32 @@ export class VoiceOperations {
     this.charts.jitter.chart.setData(t, [quality.jitter_ms?.p50, quality.jitter_ms?.p95]);
     this.charts.latency.chart.setData(t, [quality.latency_ms?.p50, quality.latency_ms?.p95]);
     this.charts.quality.chart.setData(t, QUALITY_LEVELS.map((level) => quality.quality?.[level]));
+  }
+
+  async refreshWorst() {
+    const sort = this.worstSort.value || "packet_loss";
+    const body = await this.api.get("voice/worst-sessions", { sort, limit: 10, ...rangeParams(this.getState()) });
+    const { label, unit } = WORST_SORTS[sort];
+    this.worstCaption.textContent = `The 10 sessions of this range with the highest p95 ${label} over their own `
+      + "measurements. Sessions are identified by their random session id only; nothing links them to a user.";
+    const threshold = (key) => this.config.thresholds?.[key];
+    const cell = (value, cellUnit, key) => el("td", {
+      class: `cc-num cc-tone-text-${key ? statusFor(value, threshold(key)) ?? "none" : "none"}`, text: formatValue(value, cellUnit) });
+    const rows = (body.sessions ?? []).map((item) => el("tr", { dataset: { session: item.session_id } },
+      el("td", {}, el("code", { class: "cc-session-id", text: item.session_id })),
+      cell(item.packet_loss_p95_pct, "%", "voice_packet_loss_p95_pct"),
+      cell(item.jitter_p95_ms, "ms", "voice_jitter_p95_ms"),
+      cell(item.latency_p95_ms, "ms"),
+      el("td", {}, sessionSparkline(item.timeline, sort)),
+      el("td", { text: item.worst_quality ?? "—" }),
+      el("td", { class: item.outcome === "crash" ? "cc-outcome-crash" : null, text: item.outcome }),
+      el("td", { class: "cc-num", title: item.started_at ? `started ${formatShortDateTime(item.started_at)} UTC` : "",
+        text: item.duration_seconds === null ? "—" : `${formatDuration(item.duration_seconds)}${item.outcome === "ongoing" ? " so far" : ""}` })));
+    replaceChildren(this.worstHost, dataTable(
+      ["Session", { label: "Loss p95", numeric: true }, { label: "Jitter p95", numeric: true },
+        { label: "Latency p95", numeric: true }, `${label[0].toUpperCase()}${label.slice(1)} over time (${unit})`,
+        "Worst quality", "Outcome", { label: "Duration", numeric: true }],
+      rows, "No voice sessions measured in this range."));
   }
 
   async paintTrends() {
