@@ -1,9 +1,18 @@
 """Backfill of demo history: the simulated platform's OTLP requests fed through the receiver's own
 conversion, contract and storage code (`pipeline.ingest`), not a separate path.
 
-Each UTC day is seeded by its own deterministic platform and marked done in `telemetry_seed_days`, so
-re-running skips finished days. History uses a coarser cadence than live traffic (one step per
-`step` with that step's full volume, metrics exported once per step) to stay fast.
+History ends at a boundary `until` (a minute; `make run` passes the moment its live simulator starts), so
+seeded and live data never share a minute: every seeded step is stamped at its end, on a minute before
+`until`. The newest `recent` stretch (an hour) is seeded first, at minute resolution, and flushed at once,
+so the cards' saturation gauge and the sparklines exist within seconds of the first start; the older days
+follow, oldest first, at the coarser `step` (one step with that step's full volume, metrics exported once
+per step) to stay fast.
+
+Idempotent per UTC day: `telemetry_seed_days.finished_at` says up to when a day is seeded (a past day to its
+end; today to the boundary of the run that seeded it). A later run seeds only the rest of a day, and
+never a minute that already holds metric data (the live simulator of an earlier run, an interrupted seed):
+only the time before the day's first and after its last stored minute. Each seeded stretch runs its own
+deterministic platform (its stream start is its own, so counters of two stretches never mix).
 """
 
 from __future__ import annotations
@@ -14,10 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connections, transaction
+from django.utils import timezone
 from google.protobuf.message import Message
 
 from telemetry import partitions, storage
-from telemetry.ingest.buffer import flush_pending
+from telemetry.ingest import traces
+from telemetry.ingest.buffer import PENDING_TABLE, flush_pending
+from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.pipeline import ingest
 from telemetry.otlp import Signal
 from telemetry.simulator.platform import Batch, Platform
@@ -29,12 +41,23 @@ from telemetry.voice import voice_alias
 HISTORY_SPAN_SAMPLE_RATIO = 0.02
 # Steps merged into one export request per signal: fewer, larger transactions.
 STEPS_PER_REQUEST = 60
+# The newest stretch, seeded first at minute resolution and flushed at once.
+RECENT = timedelta(hours=1)
+RECENT_STEP = timedelta(minutes=1)
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
 @dataclass
 class DayReport:
+    """One seeded stretch of a UTC day ([start, end), metric minutes stamped inside it), or a skipped day."""
+
     day: date
     skipped: bool = False
+    start: datetime | None = None
+    end: datetime | None = None
+    step: timedelta | None = None
+    recent: bool = False
     data_points: int = 0
     log_records: int = 0
     spans: int = 0
@@ -44,6 +67,7 @@ class DayReport:
 
 @dataclass
 class SeedReport:
+    until: datetime | None = None
     days: list[DayReport] = field(default_factory=list)
 
 
@@ -54,68 +78,142 @@ def seed_history(
     now: datetime | None = None,
     on_day: Callable[[DayReport], None] | None = None,
     using: str = "default",
+    until: datetime | None = None,
+    recent: timedelta = RECENT,
+    recent_step: timedelta = RECENT_STEP,
 ) -> SeedReport:
-    """Seed the `days` UTC days ending with today (today up to the current minute), oldest first."""
+    """Seed the `days` UTC days ending with the day of `until` (default `now`), up to the minute `until`.
+
+    The last `recent` before `until` goes first at `recent_step` and is flushed right away; then the older
+    stretches, oldest first, at `step`. `on_day` hears of every stretch when it is stored and of every day
+    skipped as already seeded."""
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
-    if not timedelta(seconds=1) <= step <= timedelta(hours=1):
-        raise ValueError(f"step must be between 1 s and 1 h, got {step}")
+    for name, value in (("step", step), ("recent_step", recent_step)):
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ValueError(f"{name} must be between 1 s and 1 h, got {value}")
+    if recent < timedelta(0):
+        raise ValueError(f"recent must not be negative, got {recent}")
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
-    partitions.ensure_partitions(now=now, days_back=max(days, partitions.DEFAULT_DAYS_BACK), using=using)
-    report = SeedReport()
-    for offset in range(days - 1, -1, -1):
-        day = now.date() - timedelta(days=offset)
-        day_report = _seed_day(day, profile, step, now, using)
-        report.days.append(day_report)
+    until = _minute(until or now)
+    first_day = until.date() - timedelta(days=days - 1)
+    days_back = max(days + max((now.date() - until.date()).days, 0), partitions.DEFAULT_DAYS_BACK)
+    partitions.ensure_partitions(now=now, days_back=days_back, using=using)
+    report = SeedReport(until=until)
+
+    todo = _unseeded(first_day, until, using)
+    recent_from = until - recent
+    recent_parts = [(max(a, recent_from), b) for a, b in todo if b > recent_from]
+    older_parts = [(a, min(b, recent_from)) for a, b in todo if a < recent_from]
+    remaining = {day: sum(1 for a, _ in recent_parts + older_parts if a.date() == day) for day in _days(todo)}
+
+    def done(part: DayReport) -> None:
+        report.days.append(part)
         if on_day:
-            on_day(day_report)
+            on_day(part)
+        remaining[part.day] -= 1
+        if not remaining[part.day]:  # the day is seeded up to its end (today: up to `until`)
+            _mark_seeded(part.day, min(_day_start(part.day) + DAY, until), profile, using)
+
+    recent_reports = [_seed_part(start, end, recent_step, profile, using, recent=True)
+                      for start, end in recent_parts]
+    if recent_reports:
+        # The beat task's flush, now: the saturation gauge and the sparklines need flushed minutes.
+        recent_reports[-1].samples = flush_pending(now=until, using=using).samples
+    for part in recent_reports:
+        done(part)
+    for day in sorted({day for day in _days_between(first_day, until.date())} - set(remaining)):
+        skipped = DayReport(day, skipped=True)
+        report.days.append(skipped)
+        if on_day:
+            on_day(skipped)
+    for start, end in older_parts:
+        done(_seed_part(start, end, step, profile, using))
+    report.days.sort(key=lambda part: (part.day, part.start or _day_start(part.day)))
     return report
 
 
-def _seed_day(day: date, profile: Profile, step: timedelta, now: datetime, using: str) -> DayReport:
-    report = DayReport(day)
-    if _is_seeded(day, using):
-        report.skipped = True
-        return report
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    end = min(start + timedelta(days=1), now)
-    platform = Platform(profile, seed=zlib.crc32(f"{profile.name}:{day}".encode()), started_at=start,
-                        span_sample_ratio=HISTORY_SPAN_SAMPLE_RATIO, metrics_interval=step)
+def _unseeded(first_day: date, until: datetime, using: str) -> list[tuple[datetime, datetime]]:
+    """The stretches [start, end) of the days from `first_day` up to `until` that still need seeding."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT day, finished_at FROM telemetry_seed_days WHERE day >= %s", [first_day])
+        marks = dict(cursor.fetchall())
+    todo = []
+    for day in _days_between(first_day, until.date()):
+        start, end = _day_start(day), min(_day_start(day) + DAY, until)
+        if day in marks:
+            start = max(start, min(_minute(marks[day]), end))
+        if start >= end:
+            continue
+        first, last = _stored_minutes(start, end, using)
+        if first is None:
+            todo.append((start, end))
+            continue
+        todo.extend(part for part in ((start, first), (last + MINUTE, end)) if part[0] < part[1])
+    return todo
+
+
+def _stored_minutes(start: datetime, end: datetime, using: str) -> tuple[datetime | None, datetime | None]:
+    """The first and last minute in [start, end) that already hold metric data (flushed or pending)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"""SELECT min(first), max(last) FROM (
+                    SELECT min(ts) AS first, max(ts) AS last FROM telemetry_metric_minutes
+                     WHERE ts >= %(start)s AND ts < %(end)s
+                    UNION ALL
+                    SELECT min(minute), max(minute) FROM {PENDING_TABLE}
+                     WHERE minute >= %(start)s AND minute < %(end)s) AS stored""",
+            {"start": start, "end": end})
+        return cursor.fetchone()
+
+
+def _seed_part(start: datetime, end: datetime, step: timedelta, profile: Profile, using: str,
+               recent: bool = False) -> DayReport:
+    """Steps stamped start, start + step, ... (each covering the `step` before its stamp) while before `end`."""
+    report = DayReport(start.date(), start=start, end=end, step=step, recent=recent)
+    platform = Platform(profile, seed=zlib.crc32(f"{profile.name}:{start.isoformat()}".encode()),
+                        started_at=start - step, span_sample_ratio=HISTORY_SPAN_SAMPLE_RATIO,
+                        metrics_interval=step)
     batches: list[Batch] = []
     moment = start
-    while moment + step <= end:
-        moment += step
+    while moment < end:
         batches.append(platform.step(moment, step.total_seconds()))
+        moment += step
         if len(batches) == STEPS_PER_REQUEST:
             _ingest_batches(batches, report, using)
             batches = []
     _ingest_batches(batches, report, using)
-    report.samples = flush_pending(now=end, using=using).samples
-    with connections[using].cursor() as cursor:
-        cursor.execute("INSERT INTO telemetry_seed_days (day, profile) VALUES (%s, %s)"
-                       " ON CONFLICT DO NOTHING", [day, profile.name])
+    if not recent:
+        report.samples = flush_pending(now=end, using=using).samples
     return report
 
 
 def _ingest_batches(batches: list[Batch], report: DayReport, using: str) -> None:
     if not batches:
         return
-    requests: dict[Signal, Message] = {
-        Signal.METRICS: _merged([batch.metrics for batch in batches]),
-        Signal.LOGS: _merged([batch.logs for batch in batches]),
-        Signal.TRACES: _merged([batch.traces for batch in batches]),
-    }
     report.data_points += sum(batch.data_point_count for batch in batches)
     report.log_records += sum(batch.log_count for batch in batches)
     report.spans += sum(batch.span_count for batch in batches)
-    for signal, request in requests.items():
-        ingest(signal, request, using=using)
+    ingest(Signal.METRICS, _merged([batch.metrics for batch in batches]), using=using)
+    ingest(Signal.LOGS, _merged([batch.logs for batch in batches]), using=using)
+    _store_history_spans(_merged([batch.traces for batch in batches]), using)
     if voice_alias() == using:  # never write into a configured Kaiku platform database
         with transaction.atomic(using=using):
             sessions = [row for batch in batches for row in batch.voice_sessions]
             metrics = [row for batch in batches for row in batch.voice_metrics]
             report.voice_rows += storage.insert_voice_sessions(sessions, using=using)
             report.voice_rows += storage.insert_voice_metrics(metrics, using=using)
+
+
+def _store_history_spans(request: Message, using: str) -> None:
+    """`pipeline.ingest` for spans without the live RED windows: history says nothing about now, and the
+    minutes just before `until` (2 % of the ordinary spans, every error) would count there as live traffic
+    with a fiftyfold error rate. The resources are recorded by the metrics of the same batches."""
+    outcome = IngestOutcome(Signal.TRACES)
+    rows = traces.trace_rows(request, outcome, TimeWindow.around(timezone.now()),
+                             traces.TraceSelection.from_settings())
+    with transaction.atomic(using=using):
+        traces.store_trace_rows(rows, outcome, using)
 
 
 def _merged(requests: list[Message]) -> Message:
@@ -125,7 +223,25 @@ def _merged(requests: list[Message]) -> Message:
     return merged
 
 
-def _is_seeded(day: date, using: str) -> bool:
+def _mark_seeded(day: date, until: datetime, profile: Profile, using: str) -> None:
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM telemetry_seed_days WHERE day = %s)", [day])
-        return cursor.fetchone()[0]
+        cursor.execute(
+            "INSERT INTO telemetry_seed_days (day, profile, finished_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (day) DO UPDATE SET finished_at = GREATEST(telemetry_seed_days.finished_at,"
+            " EXCLUDED.finished_at), profile = EXCLUDED.profile", [day, profile.name, until])
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def _days(parts: list[tuple[datetime, datetime]]) -> set[date]:
+    return {start.date() for start, _ in parts}
