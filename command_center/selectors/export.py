@@ -1,7 +1,8 @@
 """Exports of the filtered logs, traces or metric samples as CSV or JSON, produced in chunks.
 
 Rows are read with a server-side cursor (`iterator()`), at most EXPORT_MAX_ROWS, newest first, and
-serialised a chunk at a time, so an export never sits in memory whole. CSV cells that a spreadsheet
+serialised a chunk at a time, so an export never sits in memory whole; `export_truncated` tells beforehand
+whether the cap leaves rows out (the API says so in a header). CSV cells that a spreadsheet
 would run as a formula are prefixed with a quote (CSV injection).
 """
 
@@ -71,17 +72,41 @@ def export_rows(kind: str, start: datetime, end: datetime, filters: dict[str, An
     return _primed(_rows(kind, start, end, filters))
 
 
+def export_truncated(kind: str, start: datetime, end: datetime, filters: dict[str, Any]) -> bool:
+    """Whether the export stops at the cap with rows left out: the window holds more than EXPORT_MAX_ROWS.
+
+    Asked before the download starts (headers go first), by counting at most one row past the cap, slice by
+    slice newest first as the export reads them, so it costs about what the export's own reading does and
+    never holds a row."""
+    if kind == "metrics":
+        beyond = _metric_samples(start, end, filters).order_by().values_list("ts")
+        return bool(list(beyond[EXPORT_MAX_ROWS:EXPORT_MAX_ROWS + 1]))
+    queryset = _stored_queryset(kind, start, end, filters)
+    remaining = EXPORT_MAX_ROWS + 1
+    for in_slice in newest_first_slices(start, end):
+        remaining -= queryset.filter(in_slice).values("ts")[:remaining].count()
+        if remaining <= 0:
+            return True
+    return False
+
+
 def _rows(kind: str, start: datetime, end: datetime, filters: dict[str, Any]) -> Iterator[tuple]:
     columns = COLUMNS[kind]
-    if kind == "logs":
-        return _stored_rows(filtered_logs(start, end, **filters), columns, start, end)
-    if kind == "traces":
-        return _stored_rows(filtered_traces(start, end, **filters), columns, start, end)
+    if kind in ("logs", "traces"):
+        return _stored_rows(_stored_queryset(kind, start, end, filters), columns, start, end)
+    rows = _metric_samples(start, end, filters).order_by("-ts", "metric_name")
+    return rows.values_list(*columns)[:EXPORT_MAX_ROWS].iterator(chunk_size=CHUNK_ROWS * 2)
+
+
+def _stored_queryset(kind: str, start: datetime, end: datetime, filters: dict[str, Any]):
+    return (filtered_logs if kind == "logs" else filtered_traces)(start, end, **filters)
+
+
+def _metric_samples(start: datetime, end: datetime, filters: dict[str, Any]):
     rows = MetricSample.objects.using(read_alias()).filter(ts__gte=start, ts__lt=end)
     if filters.get("metric"):
         rows = rows.filter(metric_name=filters["metric"])
-    rows = rows.order_by("-ts", "metric_name")
-    return rows.values_list(*columns)[:EXPORT_MAX_ROWS].iterator(chunk_size=CHUNK_ROWS * 2)
+    return rows
 
 
 def _primed(rows: Iterator[tuple]) -> Iterator[tuple]:

@@ -15,6 +15,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from command_center.selectors import export
 from command_center.selectors.export import safe_cell
 from telemetry.factories import LogEventFactory, MetricSampleFactory, TraceIndexEntryFactory
 from telemetry.storage import insert_log_events
@@ -57,9 +58,28 @@ def test_logs_csv_export_is_capped_at_10000_rows_newest_first(admin_client):
     assert rows[0] == ["ts", "level", "service", "domain", "event", "message", "trace_id", "span_id"]
     assert len(rows) - 1 == 10_000
     assert rows[1][4] == "db.error.0" and rows[-1][4] == "db.error.9999"
+    assert response["X-Export-Truncated"] == "10000" and response["X-Export-Row-Cap"] == "10000"
     assert re.fullmatch(
         r'attachment; filename="kaiku-ops-logs-\d{8}T\d{4}Z\.csv"', response["Content-Disposition"]
     )
+
+
+@pytest.mark.parametrize("kind", ["logs", "traces", "metrics"])
+def test_an_export_says_in_a_header_when_the_cap_left_rows_out(admin_client, monkeypatch, kind):
+    monkeypatch.setattr(export, "EXPORT_MAX_ROWS", 3)
+    factory = {"logs": LogEventFactory, "traces": TraceIndexEntryFactory, "metrics": MetricSampleFactory}[kind]
+    now = timezone.now()
+    for age in range(3):
+        factory(ts=now - timedelta(minutes=age + 1))
+
+    response, text = download(admin_client, type=kind, format="json")
+    assert len(json.loads(text)) == 3
+    assert "X-Export-Truncated" not in response and response["X-Export-Row-Cap"] == "3"
+
+    factory(ts=now - timedelta(minutes=10))  # the oldest one is left out
+    response, text = download(admin_client, type=kind, format="json")
+    assert len(json.loads(text)) == 3
+    assert response["X-Export-Truncated"] == "3"
 
 
 def test_csv_cells_that_would_run_as_formulas_are_quoted(admin_client):
