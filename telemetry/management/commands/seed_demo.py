@@ -18,7 +18,8 @@ class Command(BaseCommand):
             "once, then the older days. Idempotent per UTC day: what is seeded (or holds data) is skipped.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--days", type=int, default=7, help="UTC days to seed, ending with the day of --until (1..30)")
+        parser.add_argument("--days", type=int, default=7,
+                            help="UTC days to seed, ending with the day of --until (1..30)")
         parser.add_argument("--profile", choices=sorted(PROFILES), default="light")
         parser.add_argument("--step-seconds", type=int, default=900,
                             help="simulated seconds per step before the recent hour; metrics are exported "
@@ -55,7 +56,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{part.day}: already seeded, skipped")
             return
         self.stdout.write(
-            f"{part.day} {part.start:%H:%M}-{part.end:%H:%M} every {part.step.total_seconds():g} s: "
+            f"{part.day} {part.start:%H:%M}-{'24:00' if part.end.date() > part.day else f'{part.end:%H:%M}'} "
+            f"every {part.step.total_seconds():g} s: "
             f"{part.data_points} data points, {part.log_records} log records, {part.spans} spans, "
             f"{part.voice_rows} voice rows -> {part.samples} samples"
             + (" (recent)" if part.recent else "") + f" [{time.perf_counter() - self._started:.1f} s]")
