@@ -7,22 +7,23 @@ for a few seconds like the summary (beat refreshes it; a miss computes it).
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from command_center import probes
-from command_center.selectors import alerts, metrics, stored
+from command_center.selectors import alerts, metrics
 from command_center.selectors.caching import cache_get, cache_set, cached
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import freshness
 from kaiku_ops.db_routers import read_alias
 from telemetry.contract import RETENTION_DAYS, Metric
+from telemetry.ingest.stats import receiver_stats
 from telemetry.jobs import Job, last_run
-from telemetry.packing import TRACE_VIEW
+from telemetry.queries import records
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +35,12 @@ SLOW_QUERY_WINDOW = timedelta(hours=24)
 SLOW_QUERY_LIMIT = 10
 # A day of db spans grouped by name (~0.4 s at `heavy`): recomputed once a minute, not with every 10 s refresh.
 SLOW_QUERIES_CACHE_SECONDS = 60
-DB_DOMAIN = "db"
 REDIS_USED_FOR = ["rate limiting", "sessions", "blocks", "elevated admin cache"]
 
 
 def slow_queries(now: datetime) -> list[dict[str, Any]]:
-    """db spans (hot and packed) grouped by span name, slowest p95 first."""
-    # domain is a segment column of packed spans: only the db chunks of the window are unpacked.
-    in_window, window_params = stored.window_sql(now - SLOW_QUERY_WINDOW, now)
-    with connections[read_alias()].cursor() as cursor:
-        cursor.execute(
-            f"""SELECT span_name, count(*), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
-                       max(duration_ms)
-                FROM {TRACE_VIEW} WHERE domain = %s AND {in_window}
-                GROUP BY span_name ORDER BY 3 DESC, 1 LIMIT %s""",
-            [DB_DOMAIN, *window_params, SLOW_QUERY_LIMIT],
-        )
-        return [
-            {"span_name": name, "count": count, "p95_ms": p95, "max_ms": longest}
-            for name, count, p95, longest in cursor.fetchall()
-        ]
+    """db spans (hot and packed) of the last SLOW_QUERY_WINDOW grouped by span name, slowest p95 first."""
+    return [asdict(query) for query in records.slow_queries(now - SLOW_QUERY_WINDOW, now, SLOW_QUERY_LIMIT)]
 
 
 def _gauge(metric: str, now: datetime) -> float | None:
@@ -75,10 +62,6 @@ def _job(job: Job) -> dict[str, Any] | None:
 
 
 def _receiver_stats() -> dict[str, Any] | None:
-    try:
-        from telemetry.ingest.stats import receiver_stats
-    except ImportError:  # the ingestion stats module is optional for this panel
-        return None
     try:
         return receiver_stats()
     except Exception as error:  # stats live in Redis; an outage must not break the panel

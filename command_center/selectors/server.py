@@ -1,9 +1,8 @@
 """Server metadata of the platform's main service: only what its OTLP resources report, else absent.
 
-Source: `telemetry_service_instances` (telemetry/service_instances.py), one row per service instance.
-An instance is live when it reported within LIVE_WINDOW. The main service is
-`settings.COMMAND_CENTER_MAIN_SERVICE` when set, else the live service with the most live instances (ties:
-the most recently seen, then the name).
+Source: `telemetry.queries.instances`, one entry per service instance. An instance is live when it reported
+within LIVE_WINDOW. The main service is `settings.COMMAND_CENTER_MAIN_SERVICE` when set, else the live service
+with the most live instances (ties: the most recently seen, then the name).
 
 - `version`: the version the most recently deployed live instance runs (newest `version_first_seen`);
 - `last_deploy_at`: when that version was first seen on any live instance running it;
@@ -21,8 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
-from kaiku_ops.db_routers import read_alias
-from telemetry.models import ServiceInstance
+from telemetry.queries.instances import Instance, reported_since
 
 LIVE_WINDOW = timedelta(minutes=5)
 
@@ -30,7 +28,7 @@ LIVE_WINDOW = timedelta(minutes=5)
 def server_metadata(now: datetime) -> dict[str, Any]:
     """{service, version, environment, started_at, uptime_seconds, last_deploy_at, instances}; keys absent when
     unknown."""
-    live = list(ServiceInstance.objects.using(read_alias()).filter(last_seen__gte=now - LIVE_WINDOW))
+    live = reported_since(now - LIVE_WINDOW)
     service = _main_service(live)
     instances = [instance for instance in live if instance.service == service]
     if not instances:
@@ -54,7 +52,7 @@ def server_metadata(now: datetime) -> dict[str, Any]:
     return metadata
 
 
-def _main_service(live: list[ServiceInstance]) -> str | None:
+def _main_service(live: list[Instance]) -> str | None:
     configured = settings.COMMAND_CENTER_MAIN_SERVICE
     if configured:
         return configured

@@ -3,38 +3,23 @@ trace), keyset-paginated."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from command_center.selectors import stored
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.pagination import Cursor, list_page
-from telemetry.models import StoredTraceEntry
+from telemetry.queries import records
+from telemetry.queries.records import is_error_status as is_error
 
-TRACE_FIELDS = (
-    "id",
-    "ts",
-    "trace_id",
-    "span_name",
-    "domain",
-    "route",
-    "status_code",
-    "duration_ms",
-    "service",
-)
-DB_DOMAIN = "db"
-# status_code is text: an HTTP status (3 digits) or OK/ERROR; "500" <= code <= "599" is a 5xx for 3 digits.
-ERROR_CONDITION = Q(status_code="ERROR") | Q(status_code__regex=r"^5[0-9][0-9]$")
+__all__ = ["filtered_traces", "is_error", "slow_thresholds", "trace_page", "trace_row"]
 
 
-def _slow_condition() -> Q:
-    db_slow, slow = settings.COMMAND_CENTER_DB_SLOW_MS, settings.COMMAND_CENTER_TRACE_SLOW_MS
-    return (Q(domain=DB_DOMAIN) & Q(duration_ms__gte=db_slow)) | (
-        ~Q(domain=DB_DOMAIN) & Q(duration_ms__gte=slow)
-    )
+def slow_thresholds() -> records.SlowThresholds:
+    return records.SlowThresholds(settings.COMMAND_CENTER_DB_SLOW_MS, settings.COMMAND_CENTER_TRACE_SLOW_MS)
 
 
 def filtered_traces(
@@ -45,48 +30,17 @@ def filtered_traces(
     route: str | None = None,
     duration_min: int | None = None,
     trace_id: str | None = None,
-) -> QuerySet[StoredTraceEntry]:
-    # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
-    traces = stored.rows(StoredTraceEntry).filter(stored.window(start, end))
-    if status == "error":
-        traces = traces.filter(ERROR_CONDITION)
-    elif status == "slow":
-        traces = traces.filter(_slow_condition())
-    if domain:
-        traces = traces.filter(domain=domain)
-    if route:
-        traces = traces.filter(route=route)
-    if duration_min is not None:
-        traces = traces.filter(duration_ms__gte=duration_min)
-    if trace_id:
-        traces = traces.filter(stored.of_trace(trace_id))
-    return traces
+) -> QuerySet:
+    return records.spans(start, end, status=status, domain=domain, route=route, duration_min=duration_min,
+                         trace_id=trace_id, slow=slow_thresholds())
 
 
-def is_error(status_code: str | None) -> bool:
-    return status_code == "ERROR" or (
-        status_code is not None
-        and len(status_code) == 3
-        and status_code.startswith("5")
-        and status_code.isdigit()
-    )
-
-
-def trace_row(trace: StoredTraceEntry) -> dict[str, Any]:
-    slow_ms = (
-        settings.COMMAND_CENTER_DB_SLOW_MS
-        if trace.domain == DB_DOMAIN
-        else settings.COMMAND_CENTER_TRACE_SLOW_MS
-    )
-    return {
-        **{field: getattr(trace, field) for field in TRACE_FIELDS},
-        "error": is_error(trace.status_code),
-        "slow": trace.duration_ms >= slow_ms,
-    }
+def trace_row(span: records.SpanRecord) -> dict[str, Any]:
+    return {**asdict(span), "error": span.failed, "slow": span.slow(slow_thresholds())}
 
 
 def trace_page(
     start: datetime, end: datetime, limit: int, cursor: Cursor | None = None, **filters: Any
 ) -> dict[str, Any]:
-    return list_page(filtered_traces(start, end, **filters), StoredTraceEntry, start, end, cursor, limit,
-                     REFRESH_SECONDS["traces"], trace_row)
+    return list_page(filtered_traces(start, end, **filters), start, end, cursor, limit, REFRESH_SECONDS["traces"],
+                     trace_row)

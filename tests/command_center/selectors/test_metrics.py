@@ -16,6 +16,7 @@ from command_center.selectors import metrics, offenders, overview, trends, voice
 from command_center.selectors.alerts import SERVER_ERROR
 from telemetry.contract import SCOPE_CLUSTER, Label, Metric
 from telemetry.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
+from telemetry.queries import metrics as metric_queries
 from telemetry.rollups import refresh_rollups
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 
@@ -51,8 +52,8 @@ def reference_sources(monkeypatch):
     """Call the returned function to compute through the samples only, as before the minute table."""
 
     def use_samples():
-        monkeypatch.setattr(metrics, "_minutes_plan", lambda *args: None)
-        monkeypatch.setattr(metrics, "sample_horizon", lambda now=None: None)
+        monkeypatch.setattr(metric_queries, "_minutes_plan", lambda *args: None)
+        monkeypatch.setattr(metric_queries, "sample_horizon", lambda now=None: None)
         monkeypatch.setattr(metrics, "latest_gauge", _latest_gauge_from_samples)
         monkeypatch.setattr(metrics, "newest_sample_ts", _newest_sample_ts_from_samples)
 
@@ -137,13 +138,13 @@ def test_aggregates_from_the_minute_table_equal_those_from_the_samples(now, refe
 
 def test_the_minute_table_answers_only_what_it_keeps():
     route = metrics.LabelMatch(Label.HTTP_ROUTE, value="/a")
-    assert metrics._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (), [SERVER_ERROR]) is not None
-    assert metrics._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (), [route]) is None
-    assert metrics._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (Label.HTTP_STATUS_CODE,), []) is None
-    assert metrics._minutes_plan(Metric.HTTP_ERRORS_TOTAL, (), [SERVER_ERROR]) is None
-    assert metrics._minutes_plan(Metric.VOICE_JOINS_TOTAL, (Label.OUTCOME,), []) is not None
+    assert metric_queries._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (), [SERVER_ERROR]) is not None
+    assert metric_queries._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (), [route]) is None
+    assert metric_queries._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (Label.HTTP_STATUS_CODE,), []) is None
+    assert metric_queries._minutes_plan(Metric.HTTP_ERRORS_TOTAL, (), [SERVER_ERROR]) is None
+    assert metric_queries._minutes_plan(Metric.VOICE_JOINS_TOTAL, (Label.OUTCOME,), []) is not None
     five_hundred = metrics.LabelMatch(Label.HTTP_STATUS_CODE, value="500")
-    assert metrics._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (), [five_hundred]) is None
+    assert metric_queries._minutes_plan(Metric.HTTP_REQUESTS_TOTAL, (), [five_hundred]) is None
 
 
 def test_histogram_p95_from_merged_minute_buckets_is_the_hand_computed_one(now):

@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from command_center.selectors import stored
 from telemetry.factories import LogEventFactory, TraceIndexEntryFactory
 from telemetry.models import StoredLogEvent, StoredTraceEntry
+from telemetry.queries import stored
 from tests.command_center.selectors.packed_data import pack
 
 pytestmark = pytest.mark.django_db

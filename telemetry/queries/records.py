@@ -1,0 +1,243 @@
+"""Stored logs and spans, hot and packed alike: filtered, newest first, a keyset page at a time.
+
+Every read goes through the `*_all` views (models `StoredLogEvent` / `StoredTraceEntry`) with the chunk
+conditions of `telemetry.queries.stored`, so PostgreSQL unpacks only the chunks a read can use. Callers get
+querysets to narrow further (`logs`, `spans`: an export streams them), pages of `LogRecord` / `SpanRecord`
+(`page`), and the slow-query ranking of db spans (`slow_queries`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections
+from django.db.models import Q, QuerySet
+
+from kaiku_ops.db_routers import read_alias
+from telemetry.ingest.traces import DOMAIN_DB, STATUS_ERROR
+from telemetry.models import StoredLogEvent, StoredTraceEntry
+from telemetry.queries import stored
+
+# status_code is text: an HTTP status (3 digits) or OK/ERROR; "500" <= code <= "599" is a 5xx for 3 digits.
+ERROR_CONDITION = Q(status_code=STATUS_ERROR) | Q(status_code__regex=r"^5[0-9][0-9]$")
+
+
+def is_error_status(status_code: str | None) -> bool:
+    """Whether a stored span failed: status ERROR, or an HTTP 5xx (the Python twin of `ERROR_CONDITION`)."""
+    return status_code == STATUS_ERROR or (
+        status_code is not None
+        and len(status_code) == 3
+        and status_code.startswith("5")
+        and status_code.isdigit()
+    )
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: the (ts, id) of its last row; the next page holds the rows strictly after it."""
+
+    ts: datetime
+    id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class SlowThresholds:
+    """From how many milliseconds a span counts as slow: db spans and all others."""
+
+    db_ms: int
+    other_ms: int
+
+    def for_domain(self, domain: str) -> int:
+        return self.db_ms if domain == DOMAIN_DB else self.other_ms
+
+    def condition(self) -> Q:
+        return (Q(domain=DOMAIN_DB) & Q(duration_ms__gte=self.db_ms)) | (
+            ~Q(domain=DOMAIN_DB) & Q(duration_ms__gte=self.other_ms)
+        )
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    id: uuid.UUID
+    ts: datetime
+    level: str
+    service: str
+    domain: str
+    event: str
+    message: str
+    trace_id: str | None
+    span_id: str | None
+    attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    id: uuid.UUID
+    ts: datetime
+    trace_id: str
+    span_name: str
+    domain: str
+    route: str | None
+    status_code: str | None
+    duration_ms: int
+    service: str
+
+    @property
+    def failed(self) -> bool:
+        return is_error_status(self.status_code)
+
+    def slow(self, thresholds: SlowThresholds) -> bool:
+        return self.duration_ms >= thresholds.for_domain(self.domain)
+
+
+_RECORDS = {StoredLogEvent: LogRecord, StoredTraceEntry: SpanRecord}
+_FIELDS = {model: tuple(field.name for field in fields(record)) for model, record in _RECORDS.items()}
+
+
+def _record(row) -> LogRecord | SpanRecord:
+    model = type(row)
+    return _RECORDS[model](**{name: getattr(row, name) for name in _FIELDS[model]})
+
+
+def logs(
+    start: datetime,
+    end: datetime,
+    level: str | None = None,
+    domain: str | None = None,
+    service: str | None = None,
+    search: str | None = None,
+    trace_id: str | None = None,
+) -> QuerySet[StoredLogEvent]:
+    """Log records with start <= ts < end matching every filter given (`search`: in event or message)."""
+    # level, domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
+    found = stored.rows(StoredLogEvent).filter(stored.window(start, end))
+    if level:
+        found = found.filter(level=level)
+    if domain:
+        found = found.filter(domain=domain)
+    if service:
+        found = found.filter(service=service)
+    if search:
+        found = found.filter(Q(event__icontains=search) | Q(message__icontains=search))
+    if trace_id:
+        found = found.filter(stored.of_trace(trace_id))
+    return found
+
+
+def spans(
+    start: datetime,
+    end: datetime,
+    status: str = "all",
+    domain: str | None = None,
+    route: str | None = None,
+    duration_min: int | None = None,
+    trace_id: str | None = None,
+    *,
+    slow: SlowThresholds,
+) -> QuerySet[StoredTraceEntry]:
+    """Kept spans with start <= ts < end; `status` "error" or "slow" (by `slow`) keeps only those."""
+    # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
+    found = stored.rows(StoredTraceEntry).filter(stored.window(start, end))
+    if status == "error":
+        found = found.filter(ERROR_CONDITION)
+    elif status == "slow":
+        found = found.filter(slow.condition())
+    if domain:
+        found = found.filter(domain=domain)
+    if route:
+        found = found.filter(route=route)
+    if duration_min is not None:
+        found = found.filter(duration_ms__gte=duration_min)
+    if trace_id:
+        found = found.filter(stored.of_trace(trace_id))
+    return found
+
+
+# Pages are read newest first in widening time slices below the page's upper bound. A selective filter
+# (free-text search) makes PostgreSQL misjudge the rows it must read and sort a whole day instead of
+# walking the (ts, id) index; a one-hour slice usually fills a page at a fraction of that cost. For packed
+# rows each slice also bounds the chunks (stored.window): only the chunks overlapping the slice are unpacked.
+SLICES = (timedelta(hours=1), timedelta(hours=6))
+# The resolution of timestamptz: `ts < t + RESOLUTION` is `ts <= t`.
+RESOLUTION = timedelta(microseconds=1)
+
+
+def newest_first_slices(start: datetime, end: datetime) -> Iterator[Q]:
+    """The window [start, end) as widening slices below `end`, newest first: filters to apply to a
+    queryset of `logs` or `spans`, one query per slice."""
+    slice_end = end
+    for width in (*SLICES, None):
+        slice_start = max(start, end - width) if width is not None else start
+        yield stored.window(slice_start, slice_end)
+        if slice_start <= start:
+            return
+        slice_end = slice_start
+
+
+def newest_first(queryset: QuerySet) -> QuerySet:
+    """`queryset` in the order pages and exports read: newest first, ties by id."""
+    return queryset.order_by("-ts", "-id")
+
+
+def newest_rows(queryset: QuerySet, start: datetime, end: datetime, count: int) -> list:
+    """Up to `count` rows of `queryset` (of `logs` or `spans`) with start <= ts < end, newest first."""
+    rows: list = []
+    for in_slice in newest_first_slices(start, end):
+        rows += newest_first(queryset.filter(in_slice))[: count - len(rows)]
+        if len(rows) >= count:
+            break
+    return rows
+
+
+def page(
+    queryset: QuerySet, start: datetime, end: datetime, after: Position | None, limit: int
+) -> tuple[list[LogRecord | SpanRecord], Position | None]:
+    """One page of `queryset` (of `logs` or `spans`, already limited to the window [start, end)), newest
+    first, and the position the next page starts after (None: no more rows)."""
+    upper = end
+    if after is not None:
+        # Row comparison (ts, id) < (after.ts, after.id): ts <= after.ts bounds the slices, and the
+        # rows of after.ts from after.id up are excluded.
+        queryset = queryset.exclude(ts=after.ts, id__gte=after.id)
+        upper = min(end, after.ts + RESOLUTION)
+    rows = newest_rows(queryset, start, upper, limit + 1)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_position = Position(rows[-1].ts, rows[-1].id) if has_more else None
+    return [_record(row) for row in rows], next_position
+
+
+def newest_ts(queryset: QuerySet, start: datetime, end: datetime) -> datetime | None:
+    """The time of the newest row of the model `queryset` reads (any row, whatever its filters) in the window.
+
+    Read like a page (newest_rows): an unbounded max(ts) would make the planner visit every daily partition,
+    and a max(ts) over the window would unpack every chunk in it."""
+    newest = newest_rows(stored.rows(queryset.model).values_list("ts", flat=True), start, end, 1)
+    return newest[0] if newest else None
+
+
+@dataclass(frozen=True)
+class SlowQuery:
+    span_name: str
+    count: int
+    p95_ms: float
+    max_ms: int
+
+
+def slow_queries(start: datetime, end: datetime, limit: int) -> list[SlowQuery]:
+    """db spans (hot and packed) of [start, end) grouped by span name, slowest p95 first."""
+    # domain is a segment column of packed spans: only the db chunks of the window are unpacked.
+    in_window, window_params = stored.window_sql(start, end)
+    with connections[read_alias()].cursor() as cursor:
+        cursor.execute(
+            f"""SELECT span_name, count(*), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
+                       max(duration_ms)
+                FROM {StoredTraceEntry._meta.db_table} WHERE domain = %s AND {in_window}
+                GROUP BY span_name ORDER BY 3 DESC, 1 LIMIT %s""",
+            [DOMAIN_DB, *window_params, limit],
+        )
+        return [SlowQuery(*row) for row in cursor.fetchall()]
