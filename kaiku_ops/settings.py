@@ -282,7 +282,6 @@ TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=20 * 1024
 # Wrong or missing ingest tokens per client address and minute before it is answered 429 with Retry-After.
 TELEMETRY_AUTH_FAILURES_PER_MINUTE = env.int("TELEMETRY_AUTH_FAILURES_PER_MINUTE", default=60)
 TELEMETRY_TRACE_SAMPLE_RATE = env.float("TELEMETRY_TRACE_SAMPLE_RATE", default=0.01)
-TELEMETRY_RETENTION_DAYS = 30  # a hard cap of the contract, deliberately not configurable upwards
 # Per-label-set minute samples are the bulk of metric storage; older ranges are answered from the per-metric
 # minute table and the hourly rollup, which keep the full 30 days (docs/benchmarks.md, "Storage"). One day keeps
 # per-label minute detail for the default 24 h range (older per-label charts are hourly) and, with packing, all

@@ -181,7 +181,8 @@ class _TrendRollupFields(models.Model):
 
 
 class HourlyTrendRollup(_TrendRollupFields):
-    """Samples merged per hour (materialized view); `bucket_counts` are the merged histogram buckets."""
+    """Samples merged per hour: a table that `telemetry.rollups` recomputes hour by hour (migration 0003);
+    `bucket_counts` are the merged histogram buckets."""
 
     pk = models.CompositePrimaryKey("hour", "metric_name", "scope", "labels", "bucket_bounds")
     hour = models.DateTimeField()
@@ -195,7 +196,8 @@ class HourlyTrendRollup(_TrendRollupFields):
 
 
 class DailyTrendRollup(_TrendRollupFields):
-    """Samples merged per UTC day (materialized view), for 7- and 30-day trends."""
+    """The hourly rollup merged per UTC day: a materialized view that `telemetry.rollups` refreshes after the
+    hourly table (migration 0003). No panel reads it: trends of 7 and 30 days read the hourly table."""
 
     pk = models.CompositePrimaryKey("day", "metric_name", "scope", "labels", "bucket_bounds")
     day = models.DateTimeField()
@@ -206,30 +208,6 @@ class DailyTrendRollup(_TrendRollupFields):
 
     def __str__(self) -> str:
         return f"{self.metric_name} {self.labels} day {self.day:%Y-%m-%d}"
-
-
-class MetricMinute(models.Model):
-    """All label sets of a metric merged per sample minute (telemetry/minutes.py); read-only from Django.
-
-    `key_id` is the row's metric, scope, split and bucket bounds in `telemetry_metric_minute_keys`; the counts
-    are in `bucket_counts` unless one of them does not fit an int4, then in `bucket_counts_wide`."""
-
-    pk = models.CompositePrimaryKey("key_id", "ts")
-    ts = models.DateTimeField()
-    value_count = models.BigIntegerField(null=True)
-    value_sum = models.FloatField(null=True)
-    total = models.FloatField(null=True)
-    key_id = models.IntegerField()
-    sample_rows = models.IntegerField()
-    bucket_counts = ArrayField(models.IntegerField(), null=True)
-    bucket_counts_wide = ArrayField(models.BigIntegerField(), null=True)
-
-    class Meta:
-        managed = False
-        db_table = "telemetry_metric_minutes"
-
-    def __str__(self) -> str:
-        return f"key {self.key_id} @ {self.ts:%Y-%m-%d %H:%M}"
 
 
 class ServiceInstance(models.Model):
