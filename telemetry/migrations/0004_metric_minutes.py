@@ -4,13 +4,16 @@ A cache miss of an unlabelled 24-hour chart merged 144,000 latency samples at `h
 holds about 1,440 rows for it. Daily partitions like the samples; filled from the existing samples here.
 
 The SQL is frozen as this migration created it (the layout of telemetry/minutes.py at the time): migration
-0008 converts this layout to the current one, so the module's SQL must not leak into this step.
+0008 converts this layout to the next one, so the module's SQL must not leak into this step. So are the daily
+partitions (`create_day_partitions`, what `telemetry.partitions.ensure_partitions` ran at the time; migration
+0007 uses it too).
 """
+
+from datetime import UTC, datetime, time, timedelta
 
 import django.contrib.postgres.fields
 from django.db import migrations, models
-
-from telemetry.partitions import ensure_partitions
+from django.utils import timezone
 
 MINUTES_TABLE = "telemetry_metric_minutes"
 
@@ -125,9 +128,33 @@ GROUP BY 1, 2, 3, 4, 5
 """
 
 
+# Daily partitions from PARTITION_DAYS_BACK days before today to PARTITION_DAYS_AHEAD after; later ones are
+# created by the partition job (telemetry.partitions).
+PARTITION_DAYS_BACK = 31
+PARTITION_DAYS_AHEAD = 3
+
+
+def create_day_partitions(cursor, table: str) -> list[str]:
+    """The partitions `<table>_pYYYYMMDD` of the days around today, for a table this migration (or a later one)
+    has just created and not filled yet: nothing sits in its default partition, so each is a plain CREATE.
+    Takes the lock the partition job takes for the table."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", ["telemetry.partitions", table])
+    today = timezone.now().astimezone(UTC).date()
+    created = []
+    for offset in range(-PARTITION_DAYS_BACK, PARTITION_DAYS_AHEAD + 1):
+        day = today + timedelta(days=offset)
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        name = f"{table}_p{day:%Y%m%d}"
+        cursor.execute(f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}"'
+                       f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')")
+        created.append(name)
+    return created
+
+
 def create_partitions_and_backfill(apps, schema_editor):
-    using = schema_editor.connection.alias
-    ensure_partitions(using=using, tables=[MINUTES_TABLE])
+    with schema_editor.connection.cursor() as cursor:
+        create_day_partitions(cursor, MINUTES_TABLE)
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT set_config('work_mem', '256MB', true)")
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('telemetry.metric_samples'))")

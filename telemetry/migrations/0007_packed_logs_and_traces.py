@@ -17,10 +17,12 @@ compress, the filter an eighth of that.
 Ids are packed in binary (uuid, bigint); the CHECKs added to the hot tables guarantee they convert.
 """
 
+import importlib
+
 from django.db import migrations, models
 
-from telemetry.partitions import ensure_partitions
-
+# The daily partitions as migration 0004 creates them (frozen there), partitioned by `first_ts`.
+V0004 = importlib.import_module("telemetry.migrations.0004_metric_minutes")
 CHUNK_TABLES = ["telemetry_log_chunks", "telemetry_trace_chunks"]
 
 PACKED_SCHEMA_SQL = r"""
@@ -151,7 +153,9 @@ ALTER TABLE telemetry_log_events DROP CONSTRAINT telemetry_log_events_span_id_he
 
 
 def create_partitions(apps, schema_editor):
-    ensure_partitions(using=schema_editor.connection.alias, tables=CHUNK_TABLES)
+    with schema_editor.connection.cursor() as cursor:
+        for table in CHUNK_TABLES:
+            V0004.create_day_partitions(cursor, table)
 
 
 class Migration(migrations.Migration):
