@@ -8,7 +8,7 @@ KAIKU_DEMO ?= 1
 KAIKU_WEB_PORT := $(PORT)
 export HOST PORT KAIKU_DEMO KAIKU_WEB_PORT
 
-.PHONY: run test test-db lint bench bench-quick install services stop clean
+.PHONY: run test test-fast test-db lint bench bench-quick install services stop clean
 
 $(VENV)/.installed: requirements/base.txt requirements/test.txt
 	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: services
 
 test: services
 	$(PY) -m pytest --durations=25
+
+# The developer loop: everything but the browser and the end-to-end/reliability runs (real processes, faults).
+# `make test` stays the whole suite.
+test-fast: services
+	$(PY) -m pytest -q -m "not e2e" --ignore=tests/e2e --ignore=tests/reliability tests
 
 # The database-facing tests again, against the servers named by DATABASE_URL / REDIS_URL.
 test-db: install
