@@ -3,7 +3,6 @@ trace), keyset-paginated."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +35,7 @@ def filtered_traces(
 
 
 def trace_row(span: records.SpanRecord) -> dict[str, Any]:
-    return {**asdict(span), "error": span.failed, "slow": span.slow(slow_thresholds())}
+    return {**vars(span), "error": span.failed, "slow": span.slow(slow_thresholds())}
 
 
 def trace_page(

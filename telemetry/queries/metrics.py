@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connections
@@ -225,24 +224,15 @@ def _bucket_sums_sql(source: _Source, width: int) -> str:
     return f"ARRAY[{sums}]::bigint[]"
 
 
-class _PartRow(NamedTuple):
-    """One row of `_part_rows`, in its SELECT order."""
-
-    bin_start: int | None
-    group: str | None
-    bounds: list[float] | None
-    total: float | None
-    gauge_n: int | None
-    gauge_sum: float | None
-    bucket_sums: list[int | None] | None
-    width: int | None
-    last_epoch: float | None
-    rows: int
+# The columns of a `_part_rows` row, in SELECT order: bin start, group, bounds, counter total, gauge count, gauge
+# sum, bucket sums, bucket width, newest sample (epoch), row count. Rows stay plain tuples: a per-label day has
+# tens of thousands of them.
+_WIDTH_COLUMN = 7
 
 
 def _part_rows(
     cursor, kind: Kind, source: _Source, sql_parts: dict[str, str], args: list, width: int
-) -> list[_PartRow]:
+) -> list[tuple]:
     # Only the aggregates the metric's kind needs: the per-row work is what a long window pays for.
     histogram = kind == Kind.HISTOGRAM
     counter_total = f"sum({source.total})" if kind == Kind.COUNTER else "NULL::float8"
@@ -268,7 +258,7 @@ def _part_rows(
             GROUP BY 1, 2, 3""",
         args,
     )
-    return [_PartRow(*row) for row in cursor.fetchall()]
+    return cursor.fetchall()
 
 
 def aggregate(
@@ -336,22 +326,21 @@ def aggregate(
             bin_args = [step_seconds, *rollup_start, BIN_ORIGIN] if step_seconds else []
             args = [*bin_args, *group_args, *key_args, part_start, part_end, *part_match_args]
             rows = _part_rows(cursor, kind, part_source, sql_parts, args, BUCKET_WIDTH)
-            widest = max((row.width or 0 for row in rows), default=0)
+            widest = max((row[_WIDTH_COLUMN] or 0 for row in rows), default=0)
             if widest > BUCKET_WIDTH:
                 rows = _part_rows(cursor, kind, part_source, sql_parts, args, widest)
-            for row in rows:
-                agg = result.get((row.bin_start, row.group))
+            for bin_start, group, bounds, tot, count, gsum, sums, _width, last_epoch, row_count in rows:
+                agg = result.get((bin_start, group))
                 if agg is None:
-                    agg = result[(row.bin_start, row.group)] = Agg()
-                agg.total += float(row.total or 0)
-                agg.gauge_n += int(row.gauge_n or 0) if row.gauge_sum is not None else 0
-                agg.gauge_sum += float(row.gauge_sum or 0)
-                agg.rows += row.rows
-                sums, bounds = row.bucket_sums, row.bounds
+                    agg = result[(bin_start, group)] = Agg()
+                agg.total += float(tot or 0)
+                agg.gauge_n += int(count or 0) if gsum is not None else 0
+                agg.gauge_sum += float(gsum or 0)
+                agg.rows += row_count
                 if bounds and sums and sums[0] is not None:
                     agg.add_buckets(bounds, [int(c or 0) for c in sums[: len(bounds) + 1]])
-                if row.last_epoch is not None and (agg.last_epoch is None or row.last_epoch > agg.last_epoch):
-                    agg.last_epoch = row.last_epoch
+                if last_epoch is not None and (agg.last_epoch is None or last_epoch > agg.last_epoch):
+                    agg.last_epoch = last_epoch
     return result
 
 
