@@ -379,7 +379,7 @@ def _buckets_sql(shape: tuple[float, ...], count: str) -> str:
 
 
 def seed_day(cursor, day_start: datetime) -> None:
-    from telemetry.factories import HTTP_DURATION_BOUNDS
+    from tests.factories import HTTP_DURATION_BOUNDS
 
     day_end = day_start + timedelta(days=1)
     minutes = (

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from command_center.selectors import export
 from command_center.selectors.export import safe_cell
-from telemetry.factories import LogEventFactory, MetricSampleFactory, TraceIndexEntryFactory
 from telemetry.storage import insert_log_events
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import LogEventFactory, MetricSampleFactory, TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
 

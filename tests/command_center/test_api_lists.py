@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from telemetry.factories import LogEventFactory, TraceIndexEntryFactory
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from telemetry.contract import Label, Metric
-from telemetry.factories import MetricSampleFactory
 from telemetry.rollups import refresh_rollups
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import MetricSampleFactory
 
 pytestmark = pytest.mark.django_db
 URL = "observability:trends"

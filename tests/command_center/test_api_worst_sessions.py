@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from command_center.selectors import voice
-from telemetry.factories import ConnectionMetricFactory, ConnectionSessionFactory
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import ConnectionMetricFactory, ConnectionSessionFactory
 
 pytestmark = pytest.mark.django_db
 URL = "observability:voice-worst-sessions"

@@ -15,8 +15,8 @@ from command_center import probes
 from command_center.models import HealthTransition
 from command_center.signals import health_changed
 from telemetry.contract import Label, Metric
-from telemetry.factories import MetricSampleFactory
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import MetricSampleFactory
 
 pytestmark = pytest.mark.django_db
 

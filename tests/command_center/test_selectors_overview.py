@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from command_center.selectors import overview
 from telemetry.contract import Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS, ConnectionMetricFactory, MetricSampleFactory
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import HTTP_DURATION_BOUNDS, ConnectionMetricFactory, MetricSampleFactory
 
 pytestmark = pytest.mark.django_db
 

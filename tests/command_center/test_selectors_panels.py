@@ -11,10 +11,10 @@ from django.utils import timezone
 from command_center import push
 from command_center.selectors import offenders, trends, voice
 from telemetry.contract import Label, Metric
-from telemetry.factories import ConnectionMetricFactory, MetricSampleFactory
 from telemetry.rollups import refresh_rollups
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 from tests.command_center.test_selectors_overview import buckets, http_route
+from tests.factories import ConnectionMetricFactory, MetricSampleFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -22,14 +22,14 @@ from playwright.sync_api import expect
 from command_center.selectors.caching import PREFIX as CACHE_PREFIX
 from command_center.selectors.overview import CACHE_KEY as SUMMARY_CACHE_KEY
 from telemetry.contract import Attr, Label, Metric
-from telemetry.factories import (
+from telemetry.models import MetricSample
+from tests.factories import (
     HTTP_DURATION_BOUNDS,
     ConnectionMetricFactory,
     LogEventFactory,
     MetricSampleFactory,
     TraceIndexEntryFactory,
 )
-from telemetry.models import MetricSample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("empty_telemetry_tables")]

@@ -8,9 +8,9 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
-from telemetry.factories import TraceIndexEntryFactory
 from tests.e2e.conftest import AsgiServer, serve_asgi
 from tests.e2e.test_command_center_page import make_user, open_command_center, select_tab
+from tests.factories import TraceIndexEntryFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("empty_telemetry_tables")]

@@ -13,10 +13,10 @@ from playwright.sync_api import expect
 
 from command_center.selectors import baselines
 from telemetry.contract import Label
-from telemetry.factories import ConnectionMetricFactory, ConnectionSessionFactory, MetricSampleFactory
 from telemetry.rollups import refresh_rollups
 from tests.command_center.selectors.test_baselines import seed_week
 from tests.e2e.test_command_center_page import make_user, open_command_center, seed_metrics
+from tests.factories import ConnectionMetricFactory, ConnectionSessionFactory, MetricSampleFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("empty_telemetry_tables")]

@@ -18,7 +18,7 @@ from django.db import connection
 from django.urls import reverse
 
 from command_center.api.params import ENDPOINTS, Kind
-from telemetry.factories import LogEventFactory, TraceIndexEntryFactory
+from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 SLOWEST_ANSWER_S = 1.0
 SQL_INJECTIONS = (

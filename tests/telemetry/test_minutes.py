@@ -11,12 +11,12 @@ from django.db import connection, transaction
 
 from telemetry import minutes
 from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 from telemetry.ingest import buffer
 from telemetry.ingest.pipeline import ingest
 from telemetry.otlp import Signal
 from telemetry.partitions import ensure_partitions, partition_name
 from telemetry.storage import upsert_metric_samples
+from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 from tests.telemetry.ingest.otlp_builders import counter, histogram, metrics_request, ns
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from telemetry import factories
 from telemetry.models import LogEvent
+from tests import factories
 
 
 @pytest.mark.django_db

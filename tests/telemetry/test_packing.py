@@ -19,7 +19,6 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from telemetry.factories import LogEventFactory, TraceIndexEntryFactory
 from telemetry.jobs import Job, last_run
 from telemetry.packing import (
     LOG_CHUNKS,
@@ -37,6 +36,7 @@ from telemetry.packing import (
 )
 from telemetry.partitions import default_partition_name, partition_name
 from telemetry.storage import insert_trace_rows
+from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 # Inside the partitions the migration created (31 days back), so a second session sees them committed.

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import connection, connections
 
-from telemetry.factories import LogEventFactory
 from telemetry.models import LogEvent
 from telemetry.partitions import (
     PARTITIONED_TABLES,
@@ -17,6 +16,7 @@ from telemetry.partitions import (
     ensure_partitions,
     partition_name,
 )
+from tests.factories import LogEventFactory
 
 FAR_FUTURE = datetime(2041, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from telemetry.factories import LogEventFactory, MetricSampleFactory
 from telemetry.jobs import Job, last_run
 from telemetry.models import LogEvent, MetricSample
 from telemetry.packing import LOG_VIEW, pack_due
+from tests.factories import LogEventFactory, MetricSampleFactory
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 

@@ -14,15 +14,6 @@ from hypothesis import strategies as st
 
 from telemetry import minutes
 from telemetry.contract import Metric
-from telemetry.factories import (
-    ConnectionMetricFactory,
-    ConnectionSessionFactory,
-    JobRunFactory,
-    LogEventFactory,
-    MetricSampleFactory,
-    SeriesFactory,
-    TraceIndexEntryFactory,
-)
 from telemetry.ingest.pipeline import ingest
 from telemetry.jobs import Job, last_run
 from telemetry.models import (
@@ -38,6 +29,15 @@ from telemetry.packing import LOG_CHUNKS, LOG_VIEW, TRACE_CHUNKS, TRACE_VIEW, pa
 from telemetry.partitions import day_partitions, ensure_partitions
 from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention
 from telemetry.rollups import refresh_rollups
+from tests.factories import (
+    ConnectionMetricFactory,
+    ConnectionSessionFactory,
+    JobRunFactory,
+    LogEventFactory,
+    MetricSampleFactory,
+    SeriesFactory,
+    TraceIndexEntryFactory,
+)
 from tests.telemetry.ingest.otlp_builders import counter, metrics_request, ns
 
 NOW = timezone.now().replace(microsecond=0)

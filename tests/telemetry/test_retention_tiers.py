@@ -15,7 +15,6 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telemetry.factories import LogEventFactory, MetricSampleFactory
 from telemetry.ingest.traces import KeptReason
 from telemetry.models import (
     DailyTrendRollup,
@@ -35,6 +34,7 @@ from telemetry.retention import (
 )
 from telemetry.rollups import refresh_rollups
 from telemetry.storage import insert_trace_rows
+from tests.factories import LogEventFactory, MetricSampleFactory
 
 NOW = timezone.now().replace(microsecond=0)
 CUTOFF = NOW - timedelta(days=30)

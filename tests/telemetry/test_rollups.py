@@ -8,10 +8,10 @@ import pytest
 from django.db import connection
 
 from telemetry.contract import Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 from telemetry.jobs import Job, last_run
 from telemetry.models import DailyTrendRollup, HourlyTrendRollup
 from telemetry.rollups import refresh_rollups
+from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 ROUTE_LABELS = {Label.HTTP_ROUTE.value: "/api/v1/guilds/{id}", Label.HTTP_METHOD.value: "GET",

@@ -8,7 +8,6 @@ import pytest
 
 from telemetry import histograms
 from telemetry.contract import Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS
 from telemetry.models import LogEvent, MetricSample, Series, TraceIndexEntry
 from telemetry.storage import (
     StorageError,
@@ -18,6 +17,7 @@ from telemetry.storage import (
     touch_series,
     upsert_metric_samples,
 )
+from tests.factories import HTTP_DURATION_BOUNDS
 
 MINUTE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
 LABELS = {Label.HTTP_ROUTE.value: "/api/v1/messages", Label.HTTP_METHOD.value: "POST",

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from telemetry import tasks
 from telemetry.contract import Metric
-from telemetry.factories import LogEventFactory, MetricSampleFactory
 from telemetry.jobs import Job, last_run
 from telemetry.models import HourlyTrendRollup, LogEvent, MetricSample
 from telemetry.partitions import day_partitions
+from tests.factories import LogEventFactory, MetricSampleFactory
 
 
 @pytest.mark.django_db

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from django.db import connections
 
-from telemetry.factories import ConnectionSessionFactory
 from telemetry.storage import insert_voice_metrics, insert_voice_sessions
 from telemetry.voice import voice_alias, voice_metrics, voice_sessions
+from tests.factories import ConnectionSessionFactory
 
 PLATFORM_ALIAS = "voice_platform_test"
 # The platform's own schema (contract section 9), not partitioned like our copies.

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from command_center.selectors import baselines, overview
 from telemetry.contract import Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 from telemetry.minutes import MINUTES_TABLE
 from telemetry.rollups import refresh_rollups
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_command_center_cache")]
 

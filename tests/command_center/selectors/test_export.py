@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from command_center.selectors import export
-from telemetry.factories import LogEventFactory, TraceIndexEntryFactory
 from tests.command_center.selectors.packed_data import pack
+from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
 

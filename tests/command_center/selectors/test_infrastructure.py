@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from command_center.selectors.infrastructure import slow_queries
-from telemetry.factories import TraceIndexEntryFactory
 from tests.command_center.selectors.packed_data import pack
+from tests.factories import TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
 

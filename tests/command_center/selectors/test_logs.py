@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from command_center.selectors.logs import filtered_logs, log_page
-from telemetry.factories import LogEventFactory
 from tests.command_center.selectors.packed_data import hot_rows, pack, walk
+from tests.factories import LogEventFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -15,10 +15,10 @@ from django.utils import timezone
 from command_center.selectors import metrics, offenders, overview, trends, voice
 from command_center.selectors.alerts import SERVER_ERROR
 from telemetry.contract import SCOPE_CLUSTER, Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 from telemetry.queries import metrics as metric_queries
 from telemetry.rollups import refresh_rollups
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from telemetry.factories import LogEventFactory, TraceIndexEntryFactory
 from telemetry.models import StoredLogEvent, StoredTraceEntry
 from telemetry.queries import stored
 from tests.command_center.selectors.packed_data import pack
+from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
 

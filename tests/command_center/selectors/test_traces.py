@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from command_center.selectors.traces import trace_page
-from telemetry.factories import TraceIndexEntryFactory
 from tests.command_center.selectors.packed_data import hot_rows, pack, walk
+from tests.factories import TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
 

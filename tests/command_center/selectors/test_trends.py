@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from command_center.selectors import trends
 from telemetry.contract import Label, Metric
-from telemetry.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory, SeriesFactory
 from telemetry.rollups import refresh_rollups
+from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory, SeriesFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""factory-boy factories for every telemetry table (tests and demo data).
+"""factory-boy factories for every telemetry table (tests only: factory_boy is a test requirement).
 
 Timestamps default to "now"; pass `ts=` / `started_at=` for other times. Rows for a day without
 its own partition land in the default partition, like any insert.
