@@ -69,8 +69,10 @@ def test_awkward_text_is_stored_exactly_as_converted():
 
     assert outcome.stored == 2
     assert stored_rows() == converted_rows(request)
-    assert stored_rows()[0]["message"] == AWKWARD
-    assert stored_rows()[0]["attrs"] == {"exception.type": AWKWARD}
+    # The message is scrubbed first: a carriage return is a control character that can overwrite what a
+    # terminal shows, so it goes; everything COPY gives a meaning to survives the round trip.
+    assert stored_rows()[0]["message"] == AWKWARD.replace("\r", "")
+    assert stored_rows()[0]["attrs"] == {"exception.type": AWKWARD.replace("\r", "")}
 
 
 @pytest.mark.django_db
