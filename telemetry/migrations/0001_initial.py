@@ -2,13 +2,16 @@
 
 The partitioned tables and the materialized views are raw SQL (Django can declare neither);
 their models are state-only (`managed = False`). Index choices are explained in
-docs/benchmarks.md, section "Storage".
+docs/benchmarks.md, section "Storage". The SQL and the daily partitions are frozen as this migration ran
+them: nothing here imports today's schema code (telemetry.partitions, telemetry.contract), so a fresh
+database migrates the same way after that code changes.
 """
+
+from datetime import UTC, datetime, time, timedelta
 
 import django.contrib.postgres.fields
 from django.db import migrations, models
-
-from telemetry.contract import Label
+from django.utils import timezone
 
 PARTITIONED_TABLES_SQL = """
 CREATE TABLE telemetry_metric_samples (
@@ -125,9 +128,9 @@ DROP FUNCTION telemetry_bucket_add(bigint[], bigint[]);
 # part of the key, so samples with different bounds are never summed together. avg_p95 of a day
 # weights each hour by its sample count. last_value takes the value of the latest sample through
 # max() over [time, value] arrays: unlike an ordered aggregate it allows hash aggregation.
-ROLLUPS_SQL = f"""
+ROLLUPS_SQL = """
 CREATE MATERIALIZED VIEW telemetry_trend_rollups_hourly AS
-SELECT hour, metric_name, scope, labels ->> '{Label.HTTP_ROUTE}' AS route, labels, bucket_bounds,
+SELECT hour, metric_name, scope, labels ->> 'http.route' AS route, labels, bucket_bounds,
        sample_count, first_ts, last_ts, total_count, error_count, total_sum, max_value, last_value,
        avg_p95, max_p95, bucket_counts
 FROM (
@@ -135,13 +138,13 @@ SELECT date_trunc('hour', ts, 'UTC') AS hour,
        metric_name,
        scope,
        labels,
-       coalesce(bucket_bounds, '{{}}') AS bucket_bounds,
+       coalesce(bucket_bounds, '{}') AS bucket_bounds,
        count(*) AS sample_count,
        min(ts) AS first_ts,
        max(ts) AS last_ts,
        sum(value_count)::bigint AS total_count,
        coalesce(sum(value_count) FILTER (
-           WHERE left(labels ->> '{Label.HTTP_STATUS_CODE}', 1) = '5'), 0)::bigint AS error_count,
+           WHERE left(labels ->> 'http.response.status_code', 1) = '5'), 0)::bigint AS error_count,
        sum(value_sum) AS total_sum,
        max(value_sum) AS max_value,
        (max(ARRAY[extract(epoch FROM ts)::float8, value_sum]))[2] AS last_value,
@@ -187,10 +190,38 @@ DROP MATERIALIZED VIEW telemetry_trend_rollups_hourly;
 """
 
 
-def create_daily_partitions(apps, schema_editor):
-    from telemetry.partitions import ensure_partitions
+# Daily partitions from PARTITION_DAYS_BACK days before today to PARTITION_DAYS_AHEAD after (what
+# telemetry.partitions.ensure_partitions ran at the time); later ones are created by the partition job.
+PARTITION_DAYS_BACK = 31
+PARTITION_DAYS_AHEAD = 3
+PARTITIONED_TABLES = [
+    "telemetry_metric_samples", "telemetry_log_events", "telemetry_trace_index", "connection_sessions",
+    "connection_metrics",
+]
 
-    ensure_partitions(using=schema_editor.connection.alias)
+
+def create_day_partitions(cursor, table: str) -> list[str]:
+    """The partitions `<table>_pYYYYMMDD` of the days around today, for a table this migration (or a later one)
+    has just created and not filled yet: nothing sits in its default partition, so each is a plain CREATE.
+    Takes the lock the partition job takes for the table."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", ["telemetry.partitions", table])
+    today = timezone.now().astimezone(UTC).date()
+    created = []
+    for offset in range(-PARTITION_DAYS_BACK, PARTITION_DAYS_AHEAD + 1):
+        day = today + timedelta(days=offset)
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        name = f"{table}_p{day:%Y%m%d}"
+        cursor.execute(f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}"'
+                       f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')")
+        created.append(name)
+    return created
+
+
+def create_daily_partitions(apps, schema_editor):
+    with schema_editor.connection.cursor() as cursor:
+        for table in PARTITIONED_TABLES:
+            create_day_partitions(cursor, table)
 
 
 class Migration(migrations.Migration):

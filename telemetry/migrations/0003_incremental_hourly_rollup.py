@@ -6,9 +6,9 @@ telemetry.rollups recomputes only those. The daily view is rebuilt on top of the
 hour already holding samples is marked changed, so the next refresh fills the table.
 """
 
-from django.db import migrations
+import importlib
 
-from telemetry.contract import Label
+from django.db import migrations
 
 INCREMENTAL_ROLLUPS_SQL = """
 CREATE TABLE telemetry_trend_rollups_hourly (
@@ -106,67 +106,10 @@ DROP FUNCTION telemetry_clear_rollup_hours();
 DROP TABLE telemetry_rollup_dirty_hours, telemetry_trend_rollups_hourly;
 """
 
-DROP_VIEW_ROLLUPS_SQL = """
-DROP MATERIALIZED VIEW telemetry_trend_rollups;
-DROP MATERIALIZED VIEW telemetry_trend_rollups_hourly;
-"""
-
-# The committed 0001 version, recreated when this migration is reversed.
-VIEW_ROLLUPS_SQL = f"""
-CREATE MATERIALIZED VIEW telemetry_trend_rollups_hourly AS
-SELECT hour, metric_name, scope, labels ->> '{Label.HTTP_ROUTE}' AS route, labels, bucket_bounds,
-       sample_count, first_ts, last_ts, total_count, error_count, total_sum, max_value, last_value,
-       avg_p95, max_p95, bucket_counts
-FROM (
-SELECT date_trunc('hour', ts, 'UTC') AS hour,
-       metric_name,
-       scope,
-       labels,
-       coalesce(bucket_bounds, '{{}}') AS bucket_bounds,
-       count(*) AS sample_count,
-       min(ts) AS first_ts,
-       max(ts) AS last_ts,
-       sum(value_count)::bigint AS total_count,
-       coalesce(sum(value_count) FILTER (
-           WHERE left(labels ->> '{Label.HTTP_STATUS_CODE}', 1) = '5'), 0)::bigint AS error_count,
-       sum(value_sum) AS total_sum,
-       max(value_sum) AS max_value,
-       (max(ARRAY[extract(epoch FROM ts)::float8, value_sum]))[2] AS last_value,
-       avg(value_p95) AS avg_p95,
-       max(value_p95) AS max_p95,
-       telemetry_bucket_sum(bucket_counts) AS bucket_counts
-FROM telemetry_metric_samples
-GROUP BY 1, 2, 3, 4, 5
-) AS hours;
-CREATE UNIQUE INDEX telemetry_trend_rollups_hourly_key
-    ON telemetry_trend_rollups_hourly (hour, metric_name, scope, labels, bucket_bounds);
-CREATE INDEX telemetry_trend_rollups_hourly_metric ON telemetry_trend_rollups_hourly (metric_name, hour);
-
-CREATE MATERIALIZED VIEW telemetry_trend_rollups AS
-SELECT date_trunc('day', hour, 'UTC') AS day,
-       metric_name,
-       scope,
-       route,
-       labels,
-       bucket_bounds,
-       sum(sample_count)::bigint AS sample_count,
-       min(first_ts) AS first_ts,
-       max(last_ts) AS last_ts,
-       sum(total_count)::bigint AS total_count,
-       sum(error_count)::bigint AS error_count,
-       sum(total_sum) AS total_sum,
-       max(max_value) AS max_value,
-       (max(ARRAY[extract(epoch FROM last_ts)::float8, last_value]))[2] AS last_value,
-       sum(avg_p95 * sample_count) / nullif(sum(sample_count) FILTER (WHERE avg_p95 IS NOT NULL), 0)
-           AS avg_p95,
-       max(max_p95) AS max_p95,
-       telemetry_bucket_sum(bucket_counts) AS bucket_counts
-FROM telemetry_trend_rollups_hourly
-GROUP BY day, metric_name, scope, route, labels, bucket_bounds;
-CREATE UNIQUE INDEX telemetry_trend_rollups_key
-    ON telemetry_trend_rollups (day, metric_name, scope, labels, bucket_bounds);
-CREATE INDEX telemetry_trend_rollups_metric ON telemetry_trend_rollups (metric_name, day);
-"""
+# The committed 0001 versions, recreated when this migration is reversed.
+V0001 = importlib.import_module("telemetry.migrations.0001_initial")
+DROP_VIEW_ROLLUPS_SQL = V0001.DROP_ROLLUPS_SQL
+VIEW_ROLLUPS_SQL = V0001.ROLLUPS_SQL
 
 
 class Migration(migrations.Migration):

@@ -5,15 +5,14 @@ holds about 1,440 rows for it. Daily partitions like the samples; filled from th
 
 The SQL is frozen as this migration created it (the layout of telemetry/minutes.py at the time): migration
 0008 converts this layout to the next one, so the module's SQL must not leak into this step. So are the daily
-partitions (`create_day_partitions`, what `telemetry.partitions.ensure_partitions` ran at the time; migration
-0007 uses it too).
+partitions (`create_day_partitions` of migration 0001, what `telemetry.partitions.ensure_partitions` ran at the
+time; migration 0007 uses it too).
 """
 
-from datetime import UTC, datetime, time, timedelta
+import importlib
 
 import django.contrib.postgres.fields
 from django.db import migrations, models
-from django.utils import timezone
 
 MINUTES_TABLE = "telemetry_metric_minutes"
 
@@ -128,28 +127,8 @@ GROUP BY 1, 2, 3, 4, 5
 """
 
 
-# Daily partitions from PARTITION_DAYS_BACK days before today to PARTITION_DAYS_AHEAD after; later ones are
-# created by the partition job (telemetry.partitions).
-PARTITION_DAYS_BACK = 31
-PARTITION_DAYS_AHEAD = 3
-
-
-def create_day_partitions(cursor, table: str) -> list[str]:
-    """The partitions `<table>_pYYYYMMDD` of the days around today, for a table this migration (or a later one)
-    has just created and not filled yet: nothing sits in its default partition, so each is a plain CREATE.
-    Takes the lock the partition job takes for the table."""
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", ["telemetry.partitions", table])
-    today = timezone.now().astimezone(UTC).date()
-    created = []
-    for offset in range(-PARTITION_DAYS_BACK, PARTITION_DAYS_AHEAD + 1):
-        day = today + timedelta(days=offset)
-        start = datetime.combine(day, time.min, tzinfo=UTC)
-        end = start + timedelta(days=1)
-        name = f"{table}_p{day:%Y%m%d}"
-        cursor.execute(f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}"'
-                       f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')")
-        created.append(name)
-    return created
+# The daily partitions as migration 0001 creates them (frozen there).
+create_day_partitions = importlib.import_module("telemetry.migrations.0001_initial").create_day_partitions
 
 
 def create_partitions_and_backfill(apps, schema_editor):
