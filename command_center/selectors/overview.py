@@ -185,7 +185,8 @@ def _with_live(summary: dict[str, Any], now: datetime, api: red.RedNow | None = 
         summary["vital_signs"][name] = {**summary["vital_signs"][name], **card}
     values = {key: signal["value"] for key, signal in summary["alerts"]["signals"].items()}
     values.update(api_latency_p95_ms=api.latency_p95_ms, api_error_rate_pct=api.error_rate_pct)
-    collecting = summary[WAITING_KEY] and api.source != red.Source.SPANS
+    # A base cached while collecting is re-judged now: the first data must not wait for the next refresh.
+    collecting = summary[WAITING_KEY] and api.source != red.Source.SPANS and _waiting_for_first_data(now)
     health = probes.health_matrix(now)
     summary.update(
         state="collecting" if collecting else "ok",

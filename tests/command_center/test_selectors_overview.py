@@ -110,6 +110,19 @@ def test_collecting_right_after_start_reports_no_values(now, monkeypatch):
     assert summary["alerts"]["active"] == 0
 
 
+def test_a_summary_cached_while_collecting_shows_values_once_the_first_minute_is_over(now, monkeypatch):
+    started = {"at": timezone.now() - timedelta(seconds=10)}
+    monkeypatch.setattr(overview, "process_started_at", lambda: started["at"])
+    seed_http(now.replace(second=0) - timedelta(minutes=1))
+    assert overview.summary()["state"] == "collecting"  # computed and cached in the first minute
+
+    started["at"] = timezone.now() - timedelta(hours=1)  # the minute is over; the cached base is not
+
+    summary = overview.summary()
+    assert summary["state"] == "ok"
+    assert summary["vital_signs"]["latency_p95"]["value"] == pytest.approx(475.0)
+
+
 def test_collecting_while_no_sample_was_ever_stored(now, started_long_ago):
     summary = overview.compute_summary(now)
     assert summary["state"] == "collecting"

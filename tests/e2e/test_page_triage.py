@@ -80,7 +80,8 @@ def expect_revealed(page, selector: str) -> None:
 
 # --- 1. where to click next ----------------------------------------------------------------------------
 
-def test_vital_cards_open_the_panel_that_explains_them_in_view_and_focused(page):
+def test_vital_cards_open_the_panel_that_explains_them_in_view_and_focused(page, asgi_server):
+    asgi_server.wait_until_warm()  # past the server's "Collecting data…" start
     make_user("e2e-admin", superuser=True)
     seed_metrics(minutes=30)
     TraceIndexEntryFactory(duration_ms=4200, route="/api/v1/slow", status_code="200")
