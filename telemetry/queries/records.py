@@ -166,16 +166,21 @@ SLICES = (timedelta(hours=1), timedelta(hours=6))
 RESOLUTION = timedelta(microseconds=1)
 
 
-def newest_first_slices(start: datetime, end: datetime) -> Iterator[Q]:
-    """The window [start, end) as widening slices below `end`, newest first: filters to apply to a
-    queryset of `logs` or `spans`, one query per slice."""
+def newest_first_bounds(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """The window [start, end) as widening slices below `end`, newest first: (slice start, slice end)."""
     slice_end = end
     for width in (*SLICES, None):
         slice_start = max(start, end - width) if width is not None else start
-        yield stored.window(slice_start, slice_end)
+        yield slice_start, slice_end
         if slice_start <= start:
             return
         slice_end = slice_start
+
+
+def newest_first_slices(start: datetime, end: datetime) -> Iterator[Q]:
+    """`newest_first_bounds` as filters to apply to a queryset of `logs` or `spans`, one query per slice."""
+    for slice_start, slice_end in newest_first_bounds(start, end):
+        yield stored.window(slice_start, slice_end)
 
 
 def newest_first(queryset: QuerySet) -> QuerySet:
