@@ -17,6 +17,7 @@ from django.http import QueryDict
 
 from command_center.selectors.config import enabled_metrics
 from command_center.selectors.pagination import Cursor, InvalidCursor
+from command_center.selectors.traces import LOG_MARGIN_SECONDS, MAX_LOG_MARGIN_SECONDS
 from telemetry.contract import CATALOGUE, RETENTION_DAYS
 
 RANGES: Mapping[str, timedelta] = {
@@ -235,6 +236,34 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "traces",
             "Trace index rows, newest first, keyset-paginated.",
             (*TRACE_FILTERS, *_range_params("24h"), CURSOR, _limit(50)),
+            default_range="24h",
+        ),
+        Endpoint(
+            "trace-list",
+            "trace-list",
+            "One row per trace (root span, service, route, start, duration, span count, error), newest first, "
+            "keyset-paginated; the filters of traces, met by at least one span of the trace (duration_min: by the "
+            "whole trace).",
+            (*TRACE_FILTERS, *_range_params("24h"), CURSOR, _limit(50)),
+            default_range="24h",
+        ),
+        Endpoint(
+            "trace-waterfall",
+            "trace-waterfall",
+            "The kept spans of one trace as a waterfall (offsets, durations, nesting) and its logs from margin "
+            "seconds before its first span to margin seconds after its end.",
+            (
+                Param("trace_id", Kind.TRACE_ID, "The trace (32 lower-case hex characters).", required=True),
+                Param(
+                    "margin",
+                    Kind.INT,
+                    f"Seconds of logs around the trace's time window, 0–{MAX_LOG_MARGIN_SECONDS}.",
+                    default=LOG_MARGIN_SECONDS,
+                    minimum=0,
+                    maximum=MAX_LOG_MARGIN_SECONDS,
+                ),
+                *_range_params("24h"),
+            ),
             default_range="24h",
         ),
         Endpoint(

@@ -17,6 +17,8 @@ _VIEWS = (
     views.infrastructure_view,
     views.logs_view,
     views.traces_view,
+    views.trace_list_view,
+    views.trace_waterfall_view,
     views.export_view,
     views.links_view,
     views.config_view,

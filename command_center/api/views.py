@@ -172,6 +172,26 @@ def traces_view(request, params):
     }
 
 
+@api_view("trace-list")
+def trace_list_view(request, params):
+    window = params["window"]
+    return {
+        "range": _window(params),
+        **traces.trace_list_page(
+            window.start, window.end, params["limit"], params["cursor"], **_filters(params, TRACE_FILTER_NAMES)
+        ),
+    }
+
+
+@api_view("trace-waterfall")
+def trace_waterfall_view(request, params):
+    window = params["window"]
+    return {
+        "range": _window(params),
+        **traces.waterfall(params["trace_id"], window.start, window.end, params["margin"]),
+    }
+
+
 async def _async_chunks(chunks):
     # Under ASGI a synchronous iterator would be consumed whole before sending; hand it over chunk by chunk,
     # always on the same thread so the server-side cursor stays on its connection.

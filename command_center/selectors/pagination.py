@@ -65,14 +65,15 @@ class Cursor(records.Position):
 
 def list_page(
     queryset, start: datetime, end: datetime, cursor: Cursor | None, limit: int,
-    cadence_seconds: int, to_row: Callable[[Any], dict[str, Any]],
+    cadence_seconds: int, to_row: Callable[[Any], dict[str, Any]], read_page: Callable = records.page,
 ) -> dict[str, Any]:
     """The API's list section: one keyset page of `queryset` (`records.logs` or `records.spans`) plus how
-    fresh the data in the window is.
+    fresh the data in the window is. `read_page(queryset, start, end, cursor, limit) -> (rows, position)`
+    reads the page (default: the records themselves; the trace list reads one row per trace instead).
 
     Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's age.
     """
-    rows, after = records.page(queryset, start, end, cursor, limit)
+    rows, after = read_page(queryset, start, end, cursor, limit)
     now = timezone.now()
     return {
         **freshness(now, cadence_seconds, now),
