@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_CHECK_FAILED = 1011
+CLOSE_SERVICE_RESTART = 1012  # the channel layer lost Redis: the page reconnects and shows the outage
 MAX_FRAME_BYTES = 4096
 # A re-check that fails (database briefly unreachable, pool exhausted) keeps the last answer, and is retried at
 # every heartbeat, for this long before the socket is closed with CLOSE_CHECK_FAILED.
@@ -148,7 +149,8 @@ def patient_receive(receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awai
     channels_redis blocks 5 s in BZPOPMIN waiting for a message, and redis-py (since 8) gives up reading after
     5 s too: when the web process gets no event for 5 s, the read may time out instead of answering "nothing".
     Unhandled, that ends the consumer and daphne closes the socket with 1011. A Redis that refuses
-    connections still ends it (ConnectionError): the page reconnects and sees the outage.
+    connections, or drops the connection (a restart), still ends it: `ObservabilityConsumer.__call__` closes the
+    socket with CLOSE_SERVICE_RESTART, the page reconnects and sees the outage.
     """
     async def receive_next() -> dict:
         while True:
@@ -179,6 +181,17 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
         self._send_lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task | None = None
         self._burst_task: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except redis.exceptions.ConnectionError as error:
+            # Unhandled, daphne logs a server error and closes with 1011; a Redis restart is not a bug here.
+            logger.warning("socket closed: the channel layer lost Redis: %s", error)
+            try:
+                await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
+            except Exception as closed:  # the client had already gone
+                logger.debug("socket already closed: %s", closed)
 
     # AsyncConsumer.__call__ sets this to the channel layer's receive and reads events through it.
     @property

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -24,6 +25,7 @@ from django.urls import path
 from command_center import presence, push
 from command_center.consumers import (
     CLOSE_CHECK_FAILED,
+    CLOSE_SERVICE_RESTART,
     MAX_FRAME_BYTES,
     ErrorStormLimiter,
     FrameError,
@@ -424,6 +426,30 @@ async def test_a_socket_outlives_a_quiet_channel_layer(system_admin):
     await publish(push.health_change("redis", "healthy", "down", None))
     assert (await socket.receive_json_from(timeout=5))["type"] == push.HEALTH_CHANGE
     await socket.disconnect()
+
+
+def drop_channel_layer_connections() -> int:
+    """Close, from the Redis side, the connections blocked in the layer's wait for a message (as a Redis
+    restart does), and only those of this test's database."""
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    database = admin.connection_pool.connection_kwargs.get("db", 0)
+    waiting = [client["id"] for client in admin.client_list()
+               if client["cmd"] == "bzpopmin" and int(client["db"]) == database]
+    for client_id in waiting:
+        admin.client_kill_filter(_id=client_id)
+    return len(waiting)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_whose_channel_layer_loses_redis_is_closed_as_a_service_restart(system_admin, caplog):
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await subscribe(socket, "infrastructure")
+    await asyncio.sleep(0.3)  # the consumer is waiting in the layer's blocking read
+
+    assert await asyncio.to_thread(drop_channel_layer_connections) >= 1
+
+    assert await close_code(socket) == CLOSE_SERVICE_RESTART  # not an exception out of the application
+    assert "the channel layer lost Redis" in caplog.text
 
 
 @database_sync_to_async
