@@ -282,6 +282,19 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             default_range="24h",
             media_types=("text/csv", "application/json"),
         ),
+        Endpoint(
+            "incident-report",
+            "incident-report",
+            "A self-contained incident report of the window, as a download: vitals at start, peak and end with "
+            "their baselines, health transitions, error groups, failing and slowest routes, deploys, example "
+            "traces and the log export (<= 10,000 rows). zip: report.json + report.md + logs.csv.",
+            (
+                Param("format", Kind.ENUM, "File format.", choices=("zip", "json", "markdown"), default="zip"),
+                *_range_params("1h"),
+            ),
+            default_range="1h",
+            media_types=("application/zip", "application/json", "text/markdown"),
+        ),
         Endpoint("links", "links", "External tool base URLs and URL templates (empty when not configured)."),
         Endpoint("config", "config", "Thresholds, refresh cadences, feature flags and the metric catalogue."),
         Endpoint("openapi", "openapi.json", "This API's OpenAPI 3 document."),

@@ -20,6 +20,7 @@ _VIEWS = (
     views.trace_list_view,
     views.trace_waterfall_view,
     views.export_view,
+    views.incident_report_view,
     views.links_view,
     views.config_view,
     views.openapi_view,

@@ -24,6 +24,7 @@ from command_center.permissions import can_view_command_center
 from command_center.selectors import (
     config,
     export,
+    incident,
     infrastructure,
     links,
     logs,
@@ -217,6 +218,16 @@ def export_view(request, params):
     response["X-Export-Row-Cap"] = str(export.EXPORT_MAX_ROWS)
     if truncated:
         response["X-Export-Truncated"] = str(export.EXPORT_MAX_ROWS)
+    return response
+
+
+@api_view("incident-report")
+def incident_report_view(request, params):
+    window = params["window"]
+    content, name = incident.download(window.start, window.end, params["format"])
+    response = HttpResponse(content, content_type=incident.FORMATS[params["format"]])
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -38,15 +38,11 @@ def _series(aggs: dict, timestamps: list[datetime], value) -> list[float | None]
     return [value(aggs[key]) if key in aggs else None for key in keys]
 
 
-def _per_minute(metric: str, start: datetime, end: datetime, match=()) -> dict:
-    return metrics.aggregate(metric, start, end, step_seconds=MINUTE, match=match, use_rollup=False)
-
-
-def _saturation_series(start: datetime, end: datetime, timestamps: list[datetime]) -> list[float | None]:
-    pool_active = _per_minute(Metric.DB_POOL_CONNECTIONS_ACTIVE, start, end)
-    pool_max = _per_minute(Metric.DB_POOL_CONNECTIONS_MAX, start, end)
-    queue = _per_minute(Metric.OTEL_QUEUE_SIZE, start, end)
-    capacity = _per_minute(Metric.OTEL_QUEUE_CAPACITY, start, end)
+def _saturation_series(per_step, timestamps: list[datetime]) -> list[float | None]:
+    pool_active = per_step(Metric.DB_POOL_CONNECTIONS_ACTIVE)
+    pool_max = per_step(Metric.DB_POOL_CONNECTIONS_MAX)
+    queue = per_step(Metric.OTEL_QUEUE_SIZE)
+    capacity = per_step(Metric.OTEL_QUEUE_CAPACITY)
     points = []
     for moment in timestamps:
         key = (metrics.bin_key(moment), None)
@@ -97,14 +93,18 @@ def _api_cards(api: red.RedNow, sparklines: dict[str, Any]) -> dict[str, dict[st
     }
 
 
-def _vital_signs(now: datetime, api: red.RedNow) -> dict[str, Any]:
-    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)  # include the current minute
-    start = end - SPARKLINE
-    timestamps = metrics.bins(start, end, MINUTE)
-    unix = [int(moment.timestamp()) for moment in timestamps]
-    durations = _per_minute(Metric.HTTP_REQUEST_DURATION_SECONDS, start, end)
-    requests = _per_minute(Metric.HTTP_REQUESTS_TOTAL, start, end)
-    server_errors = _per_minute(Metric.HTTP_REQUESTS_TOTAL, start, end, match=[alerts.SERVER_ERROR])
+def vital_series(start: datetime, end: datetime, step: int = MINUTE, use_rollup: bool = False
+                 ) -> dict[str, list]:
+    """The four vitals per `step`-second bin of [start, end) (`timestamps`: the bins' starts): latency p95 (ms),
+    traffic (req/s), 5xx rate (%) and saturation (the higher gauge pressure, %); None where a bin has no data."""
+    timestamps = metrics.bins(start, end, step)
+
+    def per_step(metric: str, match=()) -> dict:
+        return metrics.aggregate(metric, start, end, step_seconds=step, match=match, use_rollup=use_rollup)
+
+    durations = per_step(Metric.HTTP_REQUEST_DURATION_SECONDS)
+    requests = per_step(Metric.HTTP_REQUESTS_TOTAL)
+    server_errors = per_step(Metric.HTTP_REQUESTS_TOTAL, match=[alerts.SERVER_ERROR])
 
     def error_pct(moment: datetime) -> float | None:
         key = (metrics.bin_key(moment), None)
@@ -114,21 +114,32 @@ def _vital_signs(now: datetime, api: red.RedNow) -> dict[str, Any]:
             server_errors[key].total if key in server_errors else 0.0, requests[key].total
         )
 
+    return {
+        "timestamps": timestamps,
+        "latency_p95": [
+            v * 1000 if v is not None else None
+            for v in _series(durations, timestamps, lambda agg: agg.quantile(0.95))
+        ],
+        "traffic_rate": _series(requests, timestamps, lambda agg: agg.total / step),
+        "error_rate": [error_pct(moment) for moment in timestamps],
+        "saturation_pct": _saturation_series(per_step, timestamps),
+    }
+
+
+def _vital_signs(now: datetime, api: red.RedNow) -> dict[str, Any]:
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)  # include the current minute
+    start = end - SPARKLINE
+    series = vital_series(start, end)
+    unix = [int(moment.timestamp()) for moment in series["timestamps"]]
+
     def sparkline(values: list[float | None]) -> dict[str, list]:
         return {"timestamps": unix, "values": values}
 
-    sparklines = {
-        "latency_p95": sparkline([
-            v * 1000 if v is not None else None
-            for v in _series(durations, timestamps, lambda agg: agg.quantile(0.95))
-        ]),
-        "traffic_rate": sparkline(_series(requests, timestamps, lambda agg: agg.total / MINUTE)),
-        "error_rate": sparkline([error_pct(moment) for moment in timestamps]),
-    }
+    sparklines = {name: sparkline(series[name]) for name in ("latency_p95", "traffic_rate", "error_rate")}
     saturation, resource = _saturation_now(now)
     cards = _api_cards(api, sparklines)
     cards["saturation_pct"] = _card(
-        "%", "db_pool_pct", saturation, sparkline(_saturation_series(start, end, timestamps)),
+        "%", "db_pool_pct", saturation, sparkline(series["saturation_pct"]),
         int(alerts.GAUGE_FRESHNESS.total_seconds()), "latest gauge", red.Source.METRICS if resource else None,
     )
     if resource:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from django.db.models import Min
+
 from kaiku_ops.db_routers import read_alias
 from telemetry.models import ServiceInstance
 
@@ -31,3 +33,25 @@ def reported_since(since: datetime) -> list[Instance]:
     """The instances whose latest report is at `since` or later."""
     rows = ServiceInstance.objects.using(read_alias()).filter(last_seen__gte=since).values_list(*_FIELDS)
     return [Instance(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """A version of a service first seen at `at` (on the earliest of its instances that still runs it)."""
+
+    service: str
+    version: str
+    at: datetime
+
+
+def deploys_between(start: datetime, end: datetime) -> list[Deploy]:
+    """The versions first seen with start <= at < end, oldest first. Each instance remembers only the version it
+    runs now, so a version already replaced on every instance is no longer listed."""
+    rows = (
+        ServiceInstance.objects.using(read_alias())
+        .filter(version__isnull=False, version_first_seen__gte=start, version_first_seen__lt=end)
+        .values_list("service", "version")
+        .annotate(at=Min("version_first_seen"))
+        .order_by("at", "service", "version")
+    )
+    return [Deploy(*row) for row in rows]
