@@ -64,6 +64,9 @@ UNPARTITIONED_TABLES: Mapping[str, str] = {
     "telemetry_job_runs": "started_at",
     PENDING_TABLE: "minute",
     "telemetry_service_instances": "last_seen",
+    # Error groups (telemetry.error_groups): minute counts by minute, a group once it is last seen past the cap.
+    "telemetry_error_group_minutes": "ts",
+    "telemetry_error_groups": "last_seen",
 }
 # Hot table -> how its packed rows are stored; purging the hot table purges its chunks too.
 PACKED_TABLES: Mapping[str, PackedShape] = {LOGS.hot_table: LOGS, TRACES.hot_table: TRACES}

@@ -22,17 +22,20 @@ from django.db import IntegrityError, connections, transaction
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from telemetry import error_groups
 from telemetry.contract import (
     LOG_ATTR_ALLOWLIST,
     LOG_EVENT_MAX_LENGTH,
     LOG_MESSAGE_MAX_LENGTH,
     Attr,
+    Label,
     LogLevel,
     canonical_log_domain,
     filter_log_attrs,
     is_forbidden,
     level_for_severity,
 )
+from telemetry.fingerprints import Source
 from telemetry.ingest.copy_insert import COPY_NULL, copy_insert_text, copy_text
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
 from telemetry.ingest.resources import service_name
@@ -54,6 +57,7 @@ _READ_ATTRIBUTES = LOG_ATTR_ALLOWLIST | {Attr.KAIKU_DOMAIN.value, Attr.EVENT_NAM
 COPY_CHUNK_ROWS = 1024
 _COPY_LOG_EVENTS = f"COPY telemetry_log_events ({', '.join(LOG_EVENT_COLUMNS)}) FROM STDIN"
 _ERROR = LogLevel.ERROR.value
+_HTTP_ROUTE = Label.HTTP_ROUTE.value
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ def store_logs(
             stored_ids = {new_id.hex for (new_id,) in inserted}
             new_errors = [announcement for event_id, announcement in errors.items() if event_id in stored_ids]
         if new_errors:
+            error_groups.record(map(error_groups.log_occurrence, new_errors), using)
             transaction.on_commit(_announcer(new_errors), using=using)
 
 
@@ -174,8 +179,10 @@ def _copy_chunks(
             f"{copy_text(message)}\t{trace_id or COPY_NULL}\t{span_id or COPY_NULL}\t{attrs.copy_field}\n"
         )
         if level == _ERROR:
+            group = error_groups.fingerprint_of(Source.LOG, service, event, message).as_hex
             errors[event_id] = {"ts": ts_text, "service": service, "domain": domain, "event": event,
-                                "message": message, "trace_id": trace_id, "level": level}
+                                "message": message, "trace_id": trace_id, "level": level, "group": group,
+                                "route": attrs.values.get(_HTTP_ROUTE)}
         if len(lines) - chunk_start >= COPY_CHUNK_ROWS:
             yield "".join(lines[chunk_start:])
             chunk_start = len(lines)

@@ -20,6 +20,7 @@ from django.conf import settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from telemetry import error_groups
 from telemetry.contract import Attr, Label, normalize_route, normalize_status_code, scrub
 from telemetry.ingest.copy_insert import copy_insert
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
@@ -149,8 +150,10 @@ def trace_rows(
 
 def store_trace_rows(rows: list[tuple], outcome: IngestOutcome, using: str = "default") -> None:
     if rows:
-        outcome.stored += len(copy_insert("telemetry_trace_index", TRACE_COLUMNS, rows, ("id",), using,
-                                          skip=packed_row_condition(TRACES, "staged")))
+        inserted = copy_insert("telemetry_trace_index", TRACE_COLUMNS, rows, ("id",), using,
+                               skip=packed_row_condition(TRACES, "staged"))
+        outcome.stored += len(inserted)
+        error_groups.record(error_groups.span_occurrences(rows, (row[0] for row in inserted), KeptReason.ERROR), using)
 
 
 def _live_route(route: object) -> str:
