@@ -6,10 +6,12 @@ parsing, audit, selector, JSON) with the test client, against the database DATAB
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/kaiku_ops_api_bench python manage.py migrate
     DATABASE_URL=... python -m bench.api_bench --seed-days 30 --requests 200 --write
 
-`--seed-days N` first fills an empty database with N days of heavy-profile data (SQL; `seed_demo --profile
-heavy` gives the same shapes through the receiver but far more slowly); the triggers on the samples fill the
-minute table as they go. `--only TEXT` runs the cases whose label contains TEXT, `--cold N` measures N cache
-misses per cached case (the cost a beat refresh or the first poller pays), e.g. the cold-path comparison:
+`--seed-days N` first fills an empty database with N days of heavy-profile data: metric samples and voice rows
+with SQL (the triggers on the samples fill the minute table as they go), logs and spans from the simulated
+platform through the receiver's code (`--data realistic`, the default; bench.realistic_data) or with the old
+synthetic SQL (`--data synthetic`, for continuity). `--only TEXT` runs the cases whose label contains TEXT,
+`--cold N` measures N cache misses per cached case (the cost a beat refresh or the first poller pays), e.g.
+the cold-path comparison:
 
     DATABASE_URL=... python -m bench.api_bench --requests 50 --cold 9 --only summary --only trends --only top-
 
@@ -47,6 +49,7 @@ from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils.timezone import now as django_now  # noqa: E402
 
+from bench import realistic_data  # noqa: E402
 from command_center import probes  # noqa: E402
 from command_center.api.params import ENDPOINTS  # noqa: E402
 from telemetry import packing  # noqa: E402
@@ -378,10 +381,14 @@ def _buckets_sql(shape: tuple[float, ...], count: str) -> str:
     return "ARRAY[" + ", ".join(f"({count} * {w} * (0.5 + random()))::bigint" for w in shape) + "]"
 
 
-def seed_day(cursor, day_start: datetime) -> None:
+def seed_day(cursor, day_start: datetime, data: str = "realistic") -> None:
     from tests.factories import HTTP_DURATION_BOUNDS
 
     day_end = day_start + timedelta(days=1)
+    if data == "realistic":  # up to now: the receiver refuses the future
+        now = datetime.now(UTC)
+        until = min(day_end, now - (now - day_start) % realistic_data.STEP)
+        realistic_data.fill(day_start, until, "heavy")
     minutes = (
         "generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 minute',"
         " interval '1 minute')"
@@ -455,6 +462,20 @@ def seed_day(cursor, day_start: datetime) -> None:
             {**args, "n": per_minute},
         )
     seconds = "generate_series(0, 86399 * 2) AS i"
+    if data == "synthetic":
+        seed_synthetic_logs_and_spans(cursor, args, seconds)
+    cursor.execute(
+        """INSERT INTO connection_metrics (ts, session_id, latency_ms, packet_loss, jitter_ms, quality)
+        SELECT m + s * interval '0.5 second', gen_random_uuid(), (30 + random() * 60)::int, random() * 4,
+               (5 + random() * 40)::int, (random() * 3)::int
+        FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 minute',
+                             interval '1 minute') AS m, generate_series(1, 100) AS s""",
+        args,
+    )
+
+
+def seed_synthetic_logs_and_spans(cursor, args: dict, seconds: str) -> None:
+    """The old synthetic logs and spans (2 a second each; a template plus a counter), kept for continuity."""
     cursor.execute(
         f"""INSERT INTO telemetry_log_events
             (ts, id, level, service, domain, event, message, trace_id, span_id)
@@ -478,17 +499,9 @@ def seed_day(cursor, day_start: datetime) -> None:
         FROM {seconds}""",
         args,
     )
-    cursor.execute(
-        """INSERT INTO connection_metrics (ts, session_id, latency_ms, packet_loss, jitter_ms, quality)
-        SELECT m + s * interval '0.5 second', gen_random_uuid(), (30 + random() * 60)::int, random() * 4,
-               (5 + random() * 40)::int, (random() * 3)::int
-        FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 minute',
-                             interval '1 minute') AS m, generate_series(1, 100) AS s""",
-        args,
-    )
 
 
-def seed(days: int) -> None:
+def seed(days: int, data: str = "realistic") -> None:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for offset in range(days - 1, -1, -1):
         day_start = today - timedelta(days=offset)
@@ -501,7 +514,7 @@ def seed(days: int) -> None:
             if cursor.fetchone()[0]:
                 print(f"{day_start:%Y-%m-%d} already seeded, skipped")
                 continue
-            seed_day(cursor, day_start)
+            seed_day(cursor, day_start, data)
         print(f"seeded {day_start:%Y-%m-%d} in {time.perf_counter() - started:.0f} s", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
@@ -526,11 +539,15 @@ def main(argv: list[str]) -> int:
         help="first fill the (empty) database with N days of heavy-profile data",
     )
     parser.add_argument(
+        "--data", choices=("realistic", "synthetic"), default="realistic",
+        help="--seed-days logs and spans: from the simulator through the receiver's code, or the old synthetic SQL",
+    )
+    parser.add_argument(
         "--pack", action="store_true", help="first pack the logs and spans of every hour older than an hour"
     )
     args = parser.parse_args(argv)
     if args.seed_days:
-        seed(args.seed_days)
+        seed(args.seed_days, args.data)
     if args.pack:
         pack_older_hours()
     requests = 10 if args.quick else args.requests

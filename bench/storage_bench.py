@@ -6,7 +6,10 @@ state: table sizes per day (hot partitions and chunk tables) and per 30 days, by
 packing job's time per day of data, the purge of one expired day (and of one hour, the hourly steady state),
 the rollup refresh time and command-center queries through the `*_all` views.
 
-The data is generated inside PostgreSQL (INSERT ... SELECT generate_series), day by day, into a
+Logs and spans come from the simulated platform through the receiver's own conversion and storage code
+(`--data realistic`, the default: bench.realistic_data), or from the old synthetic SQL fill (`--data synthetic`:
+8 message templates plus a counter, which compresses far better than real logs; kept for continuity). Metric
+samples and voice rows are generated inside PostgreSQL (INSERT ... SELECT generate_series). Day by day, into a
 throwaway database `<default database>_storage_bench` on the configured server (dropped at the
 end unless --keep). Volumes per day at `heavy` (contract section 11) and the assumptions behind
 them are in VOLUMES below and in docs/benchmarks.md.
@@ -23,7 +26,6 @@ size of a trace chunk day without its sampled-only spans and projects 30 days at
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
@@ -36,13 +38,13 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kaiku_ops.settings")
 django.setup()
 
-import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from bench import realistic_data  # noqa: E402
+from bench.bench_database import bench_database  # noqa: E402
 from telemetry.contract import CATALOGUE, Kind, Label, Metric  # noqa: E402
 from telemetry.packing import (  # noqa: E402
     CHUNK_SPAN,
@@ -135,7 +137,12 @@ def label_sets() -> list[tuple[str, dict, float, list[float] | None]]:
     return sets
 
 
-def fill_day(cursor, day: datetime, scale: float) -> None:
+def fill_day(cursor, day: datetime, scale: float, data: str = "realistic", using: str = ALIAS) -> None:
+    """One day of every table: metric samples and voice rows with SQL, logs and spans as `data` says."""
+    if data == "realistic":
+        realistic_data.fill(day, day + timedelta(days=1), "heavy", scale, using=using)
+    else:
+        fill_synthetic_logs_and_spans(cursor, day, scale)
     end = day + timedelta(days=1)
     cursor.execute(
         """INSERT INTO telemetry_metric_samples (ts, metric_name, scope, labels, value_count, value_sum,
@@ -151,6 +158,29 @@ def fill_day(cursor, day: datetime, scale: float) -> None:
            JOIN bench_label_sets s ON random() < s.odds * %s""",
         [day, end, scale],
     )
+    sessions = int(VOLUMES.voice_sessions * scale)
+    cursor.execute(
+        """INSERT INTO connection_sessions (started_at, ended_at, id, outcome)
+           SELECT %s::timestamptz + i * (86400.0 / %s) * interval '1 second',
+                  %s::timestamptz + i * (86400.0 / %s) * interval '1 second' + interval '20 minutes',
+                  gen_random_uuid(), CASE WHEN i %% 50 = 0 THEN 'crash' ELSE 'normal' END
+           FROM generate_series(0, %s - 1) i""",
+        [day, sessions, day, sessions, sessions],
+    )
+    metrics = int(VOLUMES.voice_metrics * scale)
+    cursor.execute(
+        """INSERT INTO connection_metrics (ts, packet_loss, session_id, latency_ms, jitter_ms, quality)
+           SELECT %s::timestamptz + (i / 300) * interval '1 minute' + (i %% 300) * interval '1 millisecond',
+                  random() * 4, md5((i %% 300)::text || (i / 6000))::uuid,
+                  20 + (random() * 150)::int, (random() * 60)::int, (random() * 3)::int
+           FROM generate_series(0, %s - 1) i""",
+        [day, metrics],
+    )
+
+
+def fill_synthetic_logs_and_spans(cursor, day: datetime, scale: float) -> None:
+    """The old synthetic fill (8 message templates plus a counter; spans in threes), kept for continuity:
+    it compresses far better than real telemetry does (bench.realistic_data)."""
     logs = int(VOLUMES.log_events * scale)
     cursor.execute(
         """INSERT INTO telemetry_log_events (ts, id, level, service, domain, event, message, trace_id, span_id,
@@ -192,24 +222,6 @@ def fill_day(cursor, day: datetime, scale: float) -> None:
                   CASE i %% 8 WHEN 0 THEN 'e' WHEN 1 THEN 's' ELSE 'p' END
            FROM generate_series(0, %s - 1) i""",
         [day, traces, day.isoformat(), ROUTES, traces],
-    )
-    sessions = int(VOLUMES.voice_sessions * scale)
-    cursor.execute(
-        """INSERT INTO connection_sessions (started_at, ended_at, id, outcome)
-           SELECT %s::timestamptz + i * (86400.0 / %s) * interval '1 second',
-                  %s::timestamptz + i * (86400.0 / %s) * interval '1 second' + interval '20 minutes',
-                  gen_random_uuid(), CASE WHEN i %% 50 = 0 THEN 'crash' ELSE 'normal' END
-           FROM generate_series(0, %s - 1) i""",
-        [day, sessions, day, sessions, sessions],
-    )
-    metrics = int(VOLUMES.voice_metrics * scale)
-    cursor.execute(
-        """INSERT INTO connection_metrics (ts, packet_loss, session_id, latency_ms, jitter_ms, quality)
-           SELECT %s::timestamptz + (i / 300) * interval '1 minute' + (i %% 300) * interval '1 millisecond',
-                  random() * 4, md5((i %% 300)::text || (i / 6000))::uuid,
-                  20 + (random() * 150)::int, (random() * 60)::int, (random() * 3)::int
-           FROM generate_series(0, %s - 1) i""",
-        [day, metrics],
     )
 
 
@@ -271,6 +283,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--days", type=int, default=31, help="days to fill, ending yesterday (default 31)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the heavy volume (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    parser.add_argument("--data", choices=("realistic", "synthetic"), default="realistic",
+                        help="logs and spans from the simulator through the receiver's code (default), or the old "
+                             "synthetic SQL fill")
     parser.add_argument("--sample-days", type=int, default=settings.TELEMETRY_SAMPLE_RETENTION_DAYS,
                         help="minute samples tier to apply and project, days (default: the setting; 30 = no tier)")
     parser.add_argument("--sampled-trace-days", type=int, default=settings.TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS,
@@ -281,22 +296,8 @@ def main(argv: list[str]) -> int:
     if not 1 <= days <= 31 or not 0 < scale <= 1:
         parser.error("--days must be 1-31 and --scale in (0, 1]")
 
-    default = connections["default"].settings_dict
-    name = f"{default['NAME']}_storage_bench"
-    server = {"host": default["HOST"] or None, "port": default["PORT"] or None, "user": default["USER"],
-              "password": default["PASSWORD"] or None}
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    options = {key: value for key, value in default["OPTIONS"].items() if key != "pool"}
-    connections.settings[ALIAS] = {**connections.settings["default"], "NAME": name, "OPTIONS": options}
-    try:
+    with bench_database("storage_bench", ALIAS, keep=args.keep):
         return run(days, scale, args)
-    finally:
-        connections[ALIAS].close()
-        if not args.keep:
-            with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def window(start: datetime, end: datetime) -> str:
@@ -315,12 +316,12 @@ def packed_records(cursor, chunk_table: str, day: datetime) -> tuple[int, int]:
 
 
 def run(days: int, scale: float, args) -> int:
-    call_command("migrate", database=ALIAS, verbosity=0)
     connection = connections[ALIAS]
     now = datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     fill_days = [today - timedelta(days=offset) for offset in range(days, 0, -1)]
-    print(f"storage bench: {days} days at {scale:g} x heavy, database {connection.settings_dict['NAME']}")
+    print(f"storage bench: {days} days at {scale:g} x heavy, {args.data} logs and spans, "
+          f"database {connection.settings_dict['NAME']}")
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_label_sets (metric_name text, labels jsonb, odds float8, bounds float8[])")
         sets = label_sets()
@@ -330,7 +331,7 @@ def run(days: int, scale: float, args) -> int:
         fill_started = time.perf_counter()
         for day in fill_days:
             started = time.perf_counter()
-            fill_day(cursor, day, scale)
+            fill_day(cursor, day, scale, args.data)
             print(f"  filled {day:%Y-%m-%d} in {time.perf_counter() - started:.1f} s", flush=True)
         cursor.execute("DROP TABLE bench_label_sets")
         cursor.execute("VACUUM ANALYZE")
@@ -377,9 +378,8 @@ def run(days: int, scale: float, args) -> int:
         args.unpacked = unpacked
 
         day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
-        last_trace_of_yesterday = (int(VOLUMES.trace_rows * scale) - 1) // 3  # the fill's trace numbering
-        recent_trace = md5_hex(f"{last_trace_of_yesterday}{fill_days[-1].isoformat()}")
-        week_trace = md5_hex(f"7{fill_days[max(len(fill_days) - 5, 0)].isoformat()}")
+        recent_trace = a_trace(cursor, fill_days[-1] + timedelta(hours=23))
+        week_trace = a_trace(cursor, fill_days[max(len(fill_days) - 5, 0)])
         # The chunk pre-filter of a trace look-up: the chunk's Bloom filter of trace ids (NULL for a hot row).
         one_trace = (f"SELECT * FROM {TRACE_VIEW} WHERE trace_id = %s"
                      " AND telemetry_bloom_may_hold(chunk_trace_bloom, %s::uuid) AND {window}")
@@ -500,8 +500,11 @@ def hot_partitions_at_end_of_day(cursor, source_day: datetime, today: datetime) 
     return {table: _size(cursor, partition) for table, partition in partitions.items()}
 
 
-def md5_hex(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - the fill's trace ids, not a secret
+def a_trace(cursor, hour: datetime) -> str | None:
+    """The trace id of a span stored in the hour from `hour` (whatever the fill)."""
+    cursor.execute(f"SELECT trace_id FROM {TRACE_VIEW} WHERE {window(hour, hour + CHUNK_SPAN)} LIMIT 1")
+    row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def measure_tiers(now: datetime, tiered_day: datetime, per_day: dict[str, int], args) -> None:
