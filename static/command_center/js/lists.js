@@ -4,6 +4,7 @@ import { $, breakable, el, replaceChildren } from "./dom.js";
 import { formatDateTime, formatNumber, formatShortDateTime, truncate } from "./format.js";
 import { LIST_FILTERS, listParams } from "./url_state.js";
 import { badge } from "./status.js";
+import { TraceRows } from "./trace_list.js";
 
 const PAGE_SIZE = 50;
 const LIST_MESSAGE_CHARS = 200;
@@ -81,6 +82,10 @@ class ListView {
     return listParams(this.getState(), this.name);
   }
 
+  apiPath() {
+    return this.name;
+  }
+
   exportHref(format) {
     return this.api.url("export", { type: this.name, format, ...this.params() });
   }
@@ -92,7 +97,7 @@ class ListView {
     for (const link of this.panel.querySelectorAll(`[data-export=${this.name}]`)) {
       link.href = this.exportHref(link.dataset.format);
     }
-    const body = await this.api.get(this.name, { ...this.params(), limit: PAGE_SIZE });
+    const body = await this.api.get(this.apiPath(), { ...this.params(), limit: PAGE_SIZE });
     this.errorNote.hidden = true;
     this.rowCount = 0;
     replaceChildren(this.tbody);
@@ -116,7 +121,7 @@ class ListView {
     if (!this.nextCursor) return;
     this.moreButton.disabled = true;
     try {
-      const body = await this.api.get(this.name, { ...this.params(), limit: PAGE_SIZE, cursor: this.nextCursor });
+      const body = await this.api.get(this.apiPath(), { ...this.params(), limit: PAGE_SIZE, cursor: this.nextCursor });
       this.append(body);
       this.pages += 1;
     } finally {
@@ -180,16 +185,46 @@ export class LogsList extends ListView {
   }
 }
 
+// The Traces tab lists one row per trace (trace-list, expanded into a waterfall) or, with view=spans, every span.
 export class TracesList extends ListView {
   constructor(panel, options) {
     super("traces", panel, options);
     this.links = options.links;
+    this.tables = { traces: $("#cc-traces-table", panel), spans: $("#cc-spans-table", panel) };
+    this.traceRows = new TraceRows({ api: this.api, navigation: this.navigation,
+      tempoUrl: (traceId) => safeExternalUrl(this.links()?.tempo?.trace_url_template, { trace_id: traceId }) });
     for (const button of panel.querySelectorAll("[data-trace-preset]")) {
       button.addEventListener("click", () => this.navigation.setFilters("traces", { status: button.dataset.tracePreset }));
     }
   }
 
-  rows(trace) {
+  get view() {
+    return this.getState().traces.view === "spans" ? "spans" : "traces";
+  }
+
+  params() {
+    const { view, ...params } = super.params();
+    return params;
+  }
+
+  apiPath() {
+    return this.view === "spans" ? "traces" : "trace-list";
+  }
+
+  async refresh(options = {}) {
+    const view = this.view;
+    for (const [name, table] of Object.entries(this.tables)) table.hidden = name !== view;
+    this.tbody = $("tbody", this.tables[view]);
+    if (this.shownView !== view) replaceChildren(this.tbody);
+    this.shownView = view;
+    return super.refresh(options);
+  }
+
+  rows(item) {
+    return this.view === "spans" ? this.spanRows(item) : this.traceRows.rows(item);
+  }
+
+  spanRows(trace) {
     const tone = trace.error ? "red" : trace.slow ? "yellow" : "green";
     const words = trace.error ? "error" : trace.slow ? "slow" : "ok";
     const tempo = safeExternalUrl(this.links()?.tempo?.trace_url_template, { trace_id: trace.trace_id });

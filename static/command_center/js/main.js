@@ -6,6 +6,7 @@ import { Banner } from "./banner.js";
 import { onChartZoom, watchTheme } from "./charts.js";
 import { Freshness } from "./freshness.js";
 import { GoldenSignals } from "./golden.js";
+import { IncidentReportLink } from "./incident_report.js";
 import { Infrastructure } from "./infrastructure.js";
 import { LogsList, TracesList } from "./lists.js";
 import { Overview } from "./overview.js";
@@ -113,6 +114,7 @@ class CommandCenter {
       traces: new TracesList($("#cc-panel-traces"), { ...shared, navigation, links: () => this.links }),
     };
     this.rangePicker = new RangePicker(this.root, (range) => this.update(range));
+    this.incidentReport = new IncidentReportLink($("#cc-incident-report"), this.api);
     this.tabs = new Tabs($("[role=tablist]", this.root), (tab) => this.update({ tab }));
     for (const link of $$("[data-goto-tab]", this.root)) {
       link.addEventListener("click", (event) => {
@@ -151,6 +153,7 @@ class CommandCenter {
     rememberTab(this.state.tab);
     this.tabs.show(this.state.tab);
     this.rangePicker.show(this.state);
+    this.incidentReport.show(this.state);
     this.socket.subscribe(this.socketPanels());
     this.scheduleAll();
   }

@@ -5,7 +5,7 @@ const PRESETS = ["1h", "6h", "24h", "7d", "30d"];
 const DEFAULT_RANGE = "24h";
 export const LIST_FILTERS = {
   logs: ["level", "domain", "service", "search", "trace_id", "from", "to"],
-  traces: ["status", "domain", "route", "duration_min", "trace_id", "from", "to"],
+  traces: ["status", "domain", "route", "duration_min", "trace_id", "view", "from", "to"],
 };
 const SIGNALS = ["latency", "traffic", "errors", "saturation"];
 // Trend charts' overlay of the same window a day or a week earlier (the trends API's `compare`).
