@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -130,14 +129,13 @@ class EmbeddedPostgres:
     def bin_dir(self) -> Path:
         return _package_dir(PG_PACKAGE) / "pginstall" / "bin"
 
-    @staticmethod
-    def major_version() -> str:
-        """The major version of the binaries we run (the package's version is PostgreSQL's)."""
-        try:
-            return importlib.metadata.version(PG_DISTRIBUTION).split(".")[0]
-        except importlib.metadata.PackageNotFoundError:
-            raise EmbeddedServiceError(f"the package {PG_DISTRIBUTION!r} is not installed: run `make install`"
-                                       ) from None
+    def major_version(self) -> str:
+        """The major version of the binaries we run, from their own libpq.pc (0.3 ms; package metadata costs 5)."""
+        pc_file = self.bin_dir.parent / "lib" / "pkgconfig" / "libpq.pc"
+        for line in pc_file.read_text().splitlines():
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip().split(".")[0]
+        raise EmbeddedServiceError(f"no Version line in {pc_file}: reinstall {PG_DISTRIBUTION!r} (`make install`)")
 
     def data_version(self) -> str | None:
         """The major version that made the data directory (PostgreSQL's own PG_VERSION file); None before initdb."""

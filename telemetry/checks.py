@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import checks
+from django.db import DatabaseError, connections
 
 from telemetry.contract import RETENTION_DAYS
 
 CHECK_ID = "telemetry"
 RETENTION_TIER_SETTINGS = ("TELEMETRY_SAMPLE_RETENTION_DAYS", "TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS")
 PACK_AFTER_MINUTES_RANGE = (10, 1440)
+# Created by migration 0011; both in PostgreSQL's contrib (15 on this machine and CI, 18 embedded).
+REQUIRED_EXTENSIONS = ("pg_trgm", "btree_gin")
 
 
 @checks.register(checks.Tags.compatibility)
@@ -41,3 +44,26 @@ def check_packing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                              f" (log records and spans are packed once an hour is that old), got {value!r}",
                              id=f"{CHECK_ID}.E003")]
     return []
+
+
+@checks.register(checks.Tags.database)
+def check_required_extensions(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """A server without contrib cannot run migration 0011: say so in one line before `migrate` fails on it.
+    Database checks run for `migrate` and `check --database default`; an unreachable server is preflight's line."""
+    if "default" not in (databases or ()):
+        return []
+    from telemetry.queries.server import unavailable_extensions
+
+    try:
+        missing = unavailable_extensions(REQUIRED_EXTENSIONS)
+    except DatabaseError:
+        return []
+    if not missing:
+        return []
+    db = connections["default"].settings_dict
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host") or "localhost"
+    return [checks.Error(
+        f"PostgreSQL at {host}:{db['PORT'] or 5432} cannot create the extension "
+        f"{' or '.join(missing)} (PostgreSQL's contrib, which the telemetry indexes need): install the contrib "
+        f"package of that server, or unset DATABASE_URL to use the embedded PostgreSQL 18",
+        id=f"{CHECK_ID}.E004")]

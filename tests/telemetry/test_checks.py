@@ -1,9 +1,17 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
 import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from telemetry.checks import check_packing, check_retention_tiers
+from telemetry.checks import check_packing, check_required_extensions, check_retention_tiers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_default_settings_pass():
@@ -50,3 +58,29 @@ def test_packing_delay_outside_ten_minutes_to_a_day_is_an_error_naming_the_setti
     [message] = check_packing()
     assert message.level == checks.ERROR and message.id == "telemetry.E003"
     assert message.msg.startswith("TELEMETRY_PACK_AFTER_MINUTES must be a whole number of minutes from 10 to 1440")
+
+
+def test_the_server_offers_the_extensions_migration_0011_creates(db):
+    assert check_required_extensions(databases=["default"]) == []
+
+
+def test_the_extension_check_asks_the_database_only_when_a_command_names_it():
+    assert check_required_extensions() == []  # e.g. runserver: no query at start-up
+
+
+@pytest.mark.slow
+def test_migrate_on_a_postgresql_without_contrib_stops_in_one_line_naming_the_extensions(tmp_path):
+    """pgserver's PostgreSQL 16.2 (the old embedded server) ships no contrib: migrate refuses before it starts."""
+    pgserver = pytest.importorskip("pgserver")
+    with pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop") as server:
+        socket_dir = server.get_postmaster_info().socket_dir
+        env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_CURRENT_TEST")}
+        env["DATABASE_URL"] = f"postgres://postgres@/postgres?host={quote(str(socket_dir))}"  # its socket
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        applied = server.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'django_migrations';")
+    assert result.returncode == 1
+    assert ("cannot create the extension pg_trgm or btree_gin (PostgreSQL's contrib, which the telemetry "
+            "indexes need)") in result.stderr
+    assert "(telemetry.E004)" in result.stderr and "Traceback" not in result.stderr
+    assert " 0\n" in applied  # stopped before the first migration
