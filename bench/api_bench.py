@@ -147,6 +147,14 @@ CASES = (
     Case("traces page 50", "traces", {"page": 50}, 30, 200),
     Case("traces status=error", "traces", {"status": "error"}, 30, 200),
     Case("traces of one trace 7d", "traces", {"range": "7d", "trace_id": PACKED_TRACE}, 200, 1000),
+    # Issue 16: one row per trace, a trace's waterfall as the page asks for it (±5 min around the trace), and the
+    # incident report of an hour (zip: report.json, report.md, logs.csv).
+    Case("trace-list first page", "trace-list", {}, 30, 200),
+    Case("trace-list page 50", "trace-list", {"page": 50}, 30, 200),
+    Case("trace-list status=error", "trace-list", {"status": "error"}, 30, 200),
+    Case("trace-list 7d status=error", "trace-list", {"range": "7d", "status": "error"}, 30, 200),
+    Case("trace-waterfall of a packed trace", "trace-waterfall", {"trace_id": PACKED_TRACE}, 30, 200),
+    Case("incident-report 1h zip", "incident-report", {"range": "1h"}, 2000, 5000),
     Case("export logs csv", "export", {"type": "logs", "format": "csv"}, 1000, 5000),
     Case("export traces json", "export", {"type": "traces", "format": "json"}, 1000, 5000),
 )
@@ -232,6 +240,10 @@ def measure(client: Client, case: Case, requests: int, cold: bool = False) -> tu
         params["trace_id"] = trace_of_12_hours_ago()
         if params["trace_id"] is None:
             return [], 0
+        if case.url_name == "trace-waterfall":  # the page asks around the trace's start, not for a whole range
+            around = django_now() - timedelta(hours=12)
+            params.update({"from": (around - timedelta(minutes=5)).isoformat(),
+                           "to": (around + timedelta(minutes=10)).isoformat()})
     if "page" in case.params:
         cursor = cursor_of_page(client, url, params, case.params["page"])
         if cursor is None:
