@@ -380,9 +380,9 @@ def run(days: int, scale: float, args) -> int:
         day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
         recent_trace = a_trace(cursor, fill_days[-1] + timedelta(hours=23))
         week_trace = a_trace(cursor, fill_days[max(len(fill_days) - 5, 0)])
-        # The chunk pre-filter of a trace look-up: the chunk's Bloom filter of trace ids (NULL for a hot row).
+        # The chunk pre-filter of a trace look-up: the GIN keys of the chunk's trace ids (migration 0014).
         one_trace = (f"SELECT * FROM {TRACE_VIEW} WHERE trace_id = %s"
-                     " AND telemetry_bloom_may_hold(chunk_trace_bloom, %s::uuid) AND {window}")
+                     " AND chunk_trace_keys @> telemetry_trace_keys(ARRAY[%s::uuid]) AND {window}")
         queries = {
             "latest 100 ERROR logs, 24 h": (
                 f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(day_ago, now)}"

@@ -241,8 +241,9 @@ class ServiceInstance(models.Model):
 class StoredLogEvent(models.Model):
     """A log record as readers see it: hot or packed (the view `telemetry_log_events_all`, migration 0007).
 
-    The `chunk_*` fields describe the chunk the record is packed in (a hot record is its own chunk:
-    its ts twice, no trace filter); filtering on them lets PostgreSQL skip chunks without unpacking them.
+    The `chunk_*` fields describe the chunk the record is packed in (a hot record is its own chunk); filtering
+    on them lets PostgreSQL skip chunks without unpacking them, by their time and by their GIN indexes over the
+    keys of their trace ids and over their text (migration 0014).
     """
 
     pk = models.CompositePrimaryKey("id", "ts")
@@ -258,7 +259,8 @@ class StoredLogEvent(models.Model):
     attrs = models.JSONField(default=dict)
     chunk_first_ts = models.DateTimeField()
     chunk_last_ts = models.DateTimeField()
-    chunk_trace_bloom = models.BinaryField(null=True)
+    chunk_trace_keys = ArrayField(models.IntegerField(), null=True)
+    chunk_text = models.TextField(null=True)
 
     class Meta:
         managed = False
@@ -285,7 +287,7 @@ class StoredTraceEntry(models.Model):
     kept_reason = models.CharField(max_length=1, null=True)
     chunk_first_ts = models.DateTimeField()
     chunk_last_ts = models.DateTimeField()
-    chunk_trace_bloom = models.BinaryField(null=True)
+    chunk_trace_keys = ArrayField(models.IntegerField(), null=True)
 
     class Meta:
         managed = False

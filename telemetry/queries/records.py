@@ -122,7 +122,7 @@ def logs(
     if service:
         found = found.filter(service=service)
     if search:
-        found = found.filter(Q(event__icontains=search) | Q(message__icontains=search))
+        found = found.filter(stored.containing(search))
     if trace_id:
         found = found.filter(stored.of_trace(trace_id))
     return found

@@ -1,0 +1,82 @@
+"""The upgrade of a database holding packed chunks (migration 0014): no chunk is re-packed, the migration builds
+the GIN indexes over the chunks already stored, and trace look-ups and searches find their rows through them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from telemetry.models import StoredLogEvent, StoredTraceEntry
+from telemetry.queries import records, stored
+from tests.command_center.selectors.packed_data import pack
+from tests.factories import LogEventFactory, TraceIndexEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+THIS = ("telemetry", "0014_chunk_gin_indexes")
+
+
+def migrate(target: tuple[str, str]) -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+
+
+def chunk_columns(table: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+                       " AND NOT attisdropped", [table])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_chunks_packed_before_the_migration_are_found_through_its_indexes():
+    (before,) = MigrationExecutor(connection).loader.graph.node_map[THIS].parents
+    migrate(before.key)
+    assert "trace_bloom" in chunk_columns("telemetry_trace_chunks")  # the layout of migration 0007
+
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    wanted = uuid.uuid4().hex
+    for hour in range(2, 6):
+        TraceIndexEntryFactory(ts=now - timedelta(hours=hour), trace_id=wanted if hour == 4 else uuid.uuid4().hex)
+        LogEventFactory(ts=now - timedelta(hours=hour), trace_id=wanted if hour == 3 else uuid.uuid4().hex,
+                        message="disk quota exceeded" if hour == 5 else "room is full")
+    pack(now - timedelta(hours=6), now - timedelta(hours=1))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), array_agg(row_count) FROM telemetry_trace_chunks")
+        chunks_before = cursor.fetchone()
+
+    migrate(THIS)
+
+    assert "trace_bloom" not in chunk_columns("telemetry_trace_chunks")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), array_agg(row_count) FROM telemetry_trace_chunks")
+        assert cursor.fetchone() == chunks_before  # the chunks are those packed before, not re-packed
+    window = stored.window(now - timedelta(hours=7), now)
+    spans = stored.rows(StoredTraceEntry).filter(window, stored.of_trace(wanted))
+    assert [row.ts for row in spans] == [now - timedelta(hours=4)]
+    logs = stored.rows(StoredLogEvent).filter(window, stored.of_trace(wanted))
+    assert [row.ts for row in logs] == [now - timedelta(hours=3)]
+    assert [row.ts for row in records.logs(now - timedelta(hours=7), now, search="QUOTA")] == [
+        now - timedelta(hours=5)]
+    with connection.cursor() as cursor:  # the indexes reach the chunk partitions that existed before
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'telemetry_%%_chunks_%%'"
+                       " AND (indexdef LIKE '%%telemetry_trace_keys%%' OR indexdef LIKE '%%gin_trgm_ops%%')")
+        assert cursor.fetchone()[0] >= 3
+
+
+def test_going_back_restores_the_bloom_filters_of_the_chunks_stored_meanwhile():
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    wanted = uuid.uuid4().hex
+    TraceIndexEntryFactory(ts=now - timedelta(hours=3), trace_id=wanted)
+    pack(now - timedelta(hours=4), now - timedelta(hours=1))
+    (before,) = MigrationExecutor(connection).loader.graph.node_map[THIS].parents
+    migrate(before.key)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT bool_and(telemetry_bloom_may_hold(trace_bloom, %s::uuid)) FROM telemetry_trace_chunks",
+                       [wanted])
+        assert cursor.fetchone()[0] is True
+    migrate(THIS)
