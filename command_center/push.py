@@ -24,6 +24,7 @@ from django.utils import timezone
 from command_center import presence
 from command_center.signals import health_changed
 from telemetry.contract import scrub
+from telemetry.fingerprints import FINGERPRINT_HEX
 from telemetry.signals import error_logs_ingested
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ VITAL_SIGN_KEYS = ("latency_p95", "traffic_rate", "error_rate", "saturation_pct"
 VOICE_PULSE_KEYS = ("active_sessions", "active_rooms", "join_success_rate_1h")
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_GROUP = FINGERPRINT_HEX
 _pending_sends: set[asyncio.Task] = set()
 
 
@@ -86,6 +88,7 @@ def _count(value: object) -> int | None:
 def error_event(row: Mapping[str, Any]) -> dict:
     """The error_event for one ERROR row of `telemetry.signals.error_logs_ingested`."""
     trace_id = _text(row.get("trace_id")).lower()
+    group = _text(row.get("group"))
     return {
         "type": ERROR_EVENT,
         "ts": iso_utc(row.get("ts")),
@@ -95,6 +98,8 @@ def error_event(row: Mapping[str, Any]) -> dict:
         "event": scrub(_text(row.get("event"))),
         "message": scrub(_text(row.get("message")))[:MAX_MESSAGE_CHARS],
         "trace_id": trace_id if _TRACE_ID.fullmatch(trace_id) else None,
+        # The error group (telemetry.fingerprints): the page's live feed keys its rows by it.
+        "group": group if _GROUP.fullmatch(group) else None,
     }
 
 

@@ -19,6 +19,7 @@ from command_center.selectors.config import enabled_metrics
 from command_center.selectors.pagination import Cursor, InvalidCursor
 from command_center.selectors.traces import LOG_MARGIN_SECONDS, MAX_LOG_MARGIN_SECONDS
 from telemetry.contract import CATALOGUE, RETENTION_DAYS
+from telemetry.fingerprints import FINGERPRINT_HEX
 
 RANGES: Mapping[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -43,6 +44,7 @@ class Kind(StrEnum):
     LABEL = "label"
     CURSOR = "cursor"
     TRACE_ID = "trace_id"
+    GROUP = "group"  # an error group's key: 16 lower-case hex digits
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ LOG_FILTERS = (
         max_length=200,
     ),
     Param("trace_id", Kind.TRACE_ID, "Logs of one trace (32 lower-case hex characters)."),
+    Param("group", Kind.GROUP, "ERROR logs of one error group (its 16-hex-digit key; see error-groups)."),
 )
 TRACE_FILTERS = (
     Param(
@@ -186,6 +189,22 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "top-errors",
             "Errors ranked by error.type and by route.",
             (*_range_params("24h"), _limit(10)),
+            default_range="24h",
+            cache_seconds=10,
+        ),
+        Endpoint(
+            "error-groups",
+            "error-groups",
+            "Error groups of the window (ERROR logs and failed spans by fingerprint): new first, then most errors.",
+            (
+                *_range_params("24h"),
+                Param("service", Kind.TEXT, "Exact service name (service.name).", max_length=128),
+                Param("new", Kind.ENUM, "only: only groups first seen in 24 h or after their service's latest "
+                      "deploy.", choices=("only",)),
+                Param("search", Kind.TEXT, "Case-insensitive text in the event, message or their templates.",
+                      max_length=200),
+                _limit(20),
+            ),
             default_range="24h",
             cache_seconds=10,
         ),
@@ -373,6 +392,10 @@ def _convert(param: Param, text: str) -> Any:
     if param.kind == Kind.TRACE_ID:
         if not TRACE_ID.fullmatch(text):
             raise ValueError("must be 32 lower-case hex characters")
+        return text
+    if param.kind == Kind.GROUP:
+        if not FINGERPRINT_HEX.fullmatch(text):
+            raise ValueError("must be 16 lower-case hex characters (an error group's key)")
         return text
     if len(text) > param.max_length:
         raise ValueError(f"at most {param.max_length} characters")
