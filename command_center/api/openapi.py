@@ -30,6 +30,8 @@ def _schema(param: Param) -> dict[str, Any]:
         schema = {"type": "string", "format": "date-time"}
     elif param.kind == Kind.TRACE_ID:
         schema = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+    elif param.kind == Kind.GROUP:
+        schema = {"type": "string", "pattern": "^[0-9a-f]{16}$"}
     else:
         schema = {"type": "string", "maxLength": param.max_length}
     if param.default is not None:

@@ -11,6 +11,7 @@ _VIEWS = (
     views.trends_view,
     views.top_routes,
     views.top_errors,
+    views.error_groups_view,
     views.voice_summary,
     views.voice_quality,
     views.voice_worst_sessions,

@@ -23,6 +23,7 @@ from command_center.api.params import ENDPOINTS, LOG_FILTERS, TRACE_FILTERS, Inv
 from command_center.permissions import can_view_command_center
 from command_center.selectors import (
     config,
+    error_groups,
     export,
     incident,
     infrastructure,
@@ -107,6 +108,16 @@ def top_routes(request, params):
 def top_errors(request, params):
     window = params["window"]
     return {"range": _window(params), **offenders.top_errors(window.start, window.end, params["limit"])}
+
+
+@api_view("error-groups")
+def error_groups_view(request, params):
+    window = params["window"]
+    return {
+        "range": _window(params),
+        **error_groups.error_groups_panel(window.start, window.end, params["limit"], service=params["service"],
+                                          new_only=params["new"] == "only", search=params["search"]),
+    }
 
 
 @api_view("voice-summary")

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.pagination import Cursor, list_page
-from telemetry.queries import records
+from telemetry.queries import error_groups, records
 
 
 def filtered_logs(
@@ -20,12 +20,15 @@ def filtered_logs(
     service: str | None = None,
     search: str | None = None,
     trace_id: str | None = None,
+    group: str | None = None,
 ) -> QuerySet:
-    return records.logs(start, end, level=level, domain=domain, service=service, search=search, trace_id=trace_id)
+    found = records.logs(start, end, level=level, domain=domain, service=service, search=search, trace_id=trace_id)
+    return error_groups.logs_of_group(found, group) if group else found
 
 
 def log_row(log: records.LogRecord) -> dict[str, Any]:
-    return dict(vars(log))  # its fields, in order; a shallow copy (asdict would deep-copy attrs)
+    # its fields, in order (a shallow copy: asdict would deep-copy attrs), and the error group of an ERROR record
+    return {**vars(log), "group": error_groups.group_of_log(log.level, log.service, log.event, log.message)}
 
 
 def log_page(

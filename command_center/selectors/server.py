@@ -15,6 +15,7 @@ with the most live instances (ties: the most recently seen, then the name).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,11 +35,9 @@ def server_metadata(now: datetime) -> dict[str, Any]:
     if not instances:
         return {}
     metadata: dict[str, Any] = {"service": service}
-    versioned = [instance for instance in instances if instance.version is not None]
-    if versioned:
-        version = max(versioned, key=lambda instance: (instance.version_first_seen, instance.last_seen)).version
-        metadata["version"] = version
-        deployed = min(instance.version_first_seen for instance in versioned if instance.version == version)
+    deploy = latest_deploy(instances)
+    if deploy is not None:
+        metadata["version"], deployed = deploy
         metadata["last_deploy_at"] = _iso(deployed)
     with_environment = [instance for instance in instances if instance.environment is not None]
     if with_environment:
@@ -50,6 +49,25 @@ def server_metadata(now: datetime) -> dict[str, Any]:
     if identified:
         metadata["instances"] = identified
     return metadata
+
+
+def latest_deploy(instances: Iterable[Instance]) -> tuple[str, datetime] | None:
+    """(version, deployed at) of a service's live `instances`: the version the most recently deployed instance
+    runs, first seen when any instance running it first reported it; None when none reports a version."""
+    versioned = [instance for instance in instances if instance.version is not None]
+    if not versioned:
+        return None
+    version = max(versioned, key=lambda instance: (instance.version_first_seen, instance.last_seen)).version
+    return version, min(instance.version_first_seen for instance in versioned if instance.version == version)
+
+
+def deploys_by_service(now: datetime) -> dict[str, datetime]:
+    """When each live service was last deployed (a `service.version` change), for the services that say."""
+    by_service: dict[str, list[Instance]] = {}
+    for instance in reported_since(now - LIVE_WINDOW):
+        by_service.setdefault(instance.service, []).append(instance)
+    deploys = {service: latest_deploy(instances) for service, instances in by_service.items()}
+    return {service: deploy[1] for service, deploy in deploys.items() if deploy is not None}
 
 
 def _main_service(live: list[Instance]) -> str | None:

@@ -57,10 +57,17 @@ def error_row(second: int = 0, **fields) -> dict:
 # --- payloads ------------------------------------------------------------------------------------------
 
 def test_an_error_event_has_exactly_the_design_fields():
-    event = push.error_event(error_row(**{"user.email": "a@b.c", "attrs": {"exception.stacktrace": "..."}}))
+    event = push.error_event(error_row(**{"user.email": "a@b.c", "attrs": {"exception.stacktrace": "..."},
+                                          "group": "1c4263eb867a4019", "route": "/api/v1/x"}))
     assert event == {"type": push.ERROR_EVENT, "ts": "2026-03-01T12:00:00.000Z", "service": "kaiku-api",
                      "domain": "auth", "event": "auth.login_failed", "message": "bad credentials",
-                     "trace_id": TRACE_ID}
+                     "trace_id": TRACE_ID, "group": "1c4263eb867a4019"}
+
+
+def test_an_error_event_carries_the_group_key_the_receiver_gave_its_row_and_nothing_else_there():
+    assert push.error_event(error_row(group="1c4263eb867a4019"))["group"] == "1c4263eb867a4019"
+    assert push.error_event(error_row(group="<script>"))["group"] is None
+    assert push.error_event(error_row())["group"] is None
 
 
 def test_an_error_event_never_carries_credentials_or_personal_data():
