@@ -63,7 +63,8 @@ BAD_WINDOWS = (
     {"to": (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S-23:59")},
     {"from": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S-23:59")},
 )
-VALID_BASE = {"trends": {"metric": "kaiku_http_requests_total"}, "export": {"type": "logs"}}
+VALID_BASE = {"trends": {"metric": "kaiku_http_requests_total"}, "export": {"type": "logs"},
+              "trace-waterfall": {"trace_id": "ab" * 16}}
 
 pytestmark = pytest.mark.django_db
 
