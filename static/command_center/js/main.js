@@ -8,6 +8,7 @@ import { Freshness } from "./freshness.js";
 import { GoldenSignals } from "./golden.js";
 import { IncidentReportLink } from "./incident_report.js";
 import { Infrastructure } from "./infrastructure.js";
+import { ErrorGroupsPanel } from "./errors.js";
 import { LogsList, TracesList } from "./lists.js";
 import { Overview } from "./overview.js";
 import { RangePicker } from "./range_picker.js";
@@ -22,7 +23,8 @@ const FALLBACK_CONFIG = {
   thresholds: {}, feature_flags: {},
   refresh_seconds: { health: 10, infrastructure: 10, voice: 10, logs: 15, traces: 30, trends: 30 },
 };
-const TAB_CADENCE_KEY = { golden: "trends", voice: "voice", infrastructure: "infrastructure", logs: "logs", traces: "traces" };
+const TAB_CADENCE_KEY = { golden: "trends", voice: "voice", infrastructure: "infrastructure", errors: "logs", logs: "logs",
+  traces: "traces" };
 const SOCKET_PANELS = new Set(["voice", "infrastructure", "logs"]);
 const CONFIG_RETRY_MS = 10000;
 // Where each vital card and each service of the health matrix leads: the state to set and the element that
@@ -110,6 +112,7 @@ class CommandCenter {
         deployTimes: () => (this.overview.server?.last_deploy_at ? [this.overview.server.last_deploy_at] : []) }),
       voice: new VoiceOperations($("#cc-panel-voice"), shared),
       infrastructure: new Infrastructure($("#cc-panel-infrastructure"), shared),
+      errors: new ErrorGroupsPanel($("#cc-panel-errors"), { ...shared, navigation }),
       logs: new LogsList($("#cc-panel-logs"), { ...shared, navigation }),
       traces: new TracesList($("#cc-panel-traces"), { ...shared, navigation, links: () => this.links }),
     };

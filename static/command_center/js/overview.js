@@ -1,9 +1,10 @@
 // Tier 1, always on top: vital-sign cards, service health matrix, live error feed, server metadata.
 
-import { $, $$, el, replaceChildren, svg } from "./dom.js";
+import { $, $$, el, replaceChildren } from "./dom.js";
 import { DASH, formatDateTime, formatDuration, formatNumber, formatTime, formatValue, isNumber, parseTime, truncate } from "./format.js";
 import { serviceBadge, signalWord, statusFor } from "./status.js";
 import { Sparkline } from "./charts.js";
+import { TopErrorGroups, barSparkline } from "./errors.js";
 
 const FEED_SIZE = 25; // error kinds shown
 const FEED_FETCH = 100; // newest ERROR logs read on each refresh (the API's page maximum)
@@ -25,17 +26,11 @@ function occurrenceKey(row) {
   return [parseTime(row.ts)?.getTime() ?? row.ts, row.service, row.event, row.trace_id, row.message].join("|");
 }
 
-// One error kind: what Sentry would call an issue. Messages that differ only in their numbers and ids
-// ("pool exhausted (3960 waiting)" / "(641 waiting)") are one kind: they are compared as templates.
-export function messageTemplate(message) {
-  return (message ?? "")
-    .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, "<id>")
-    .replace(/\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b/gi, "<id>")
-    .replace(/\d+(?:[.,]\d+)*/g, "<n>");
-}
-
+// One error kind: what Sentry would call an issue, the server's error group (telemetry/fingerprints.py):
+// "pool exhausted (3960 waiting)" and "(641 waiting)" are one. Every ERROR row of the logs API and every pushed
+// error_event carries its group key; a row without one (an older server) is a kind of its own.
 function kindKey(row) {
-  return JSON.stringify([row.service ?? "", row.event ?? "", messageTemplate(row.message)]);
+  return row.group ?? JSON.stringify([row.service ?? "", row.event ?? "", row.message ?? ""]);
 }
 
 // Normal vs now: the card's value against the same hour of day on the previous 7 days (summary `baseline`).
@@ -94,6 +89,7 @@ export class Overview {
     }
     freshness.bindScope("vitals", $("#cc-vitals", root));
     freshness.bindScope("health", $("#cc-matrix", root));
+    this.topGroups = new TopErrorGroups(root, { api, navigation: links });
     this.feed = $("#cc-feed", root);
     this.feedRate = $("#cc-feed-rate", root);
     this.occurrences = new Map(); // occurrenceKey → {at (ms), n, kind}
@@ -114,6 +110,7 @@ export class Overview {
     const [summary, errors] = await Promise.all([
       this.api.get("summary"),
       this.api.get("logs", { level: "ERROR", limit: FEED_FETCH, range: "30d" }),
+      this.topGroups.refresh(), // says in place when it fails
     ]);
     for (const [name, { key }] of Object.entries(VITALS)) this.paintVital(name, summary.vital_signs?.[key]);
     this.saturationResource = summary.vital_signs?.saturation_pct?.resource ?? null;
@@ -406,13 +403,7 @@ export class Overview {
       const age = Math.floor((now - at) / MINUTE_MS);
       if (age >= 0 && age < FEED_SPARK_MINUTES) counts[FEED_SPARK_MINUTES - 1 - age] += 1;
     }
-    const max = Math.max(1, ...counts);
-    const width = 3;
-    return svg("svg", { viewBox: `0 0 ${FEED_SPARK_MINUTES * (width + 1)} 16`, class: "cc-feed-spark-svg",
-      width: FEED_SPARK_MINUTES * (width + 1), height: 16 },
-    ...counts.map((value, i) => svg("rect", { x: i * (width + 1), width, y: 16 - Math.max(value ? 2 : 0.5, (14 * value) / max),
-      height: Math.max(value ? 2 : 0.5, (14 * value) / max), class: value ? "cc-spark-bar" : "cc-spark-bar-empty" })),
-    svg("title", { text: `errors per minute, last ${FEED_SPARK_MINUTES} min: ${counts.join(", ")}` }));
+    return barSparkline(counts, `errors per minute, last ${FEED_SPARK_MINUTES} min: ${counts.join(", ")}`);
   }
 
   toggle(item, open) {

@@ -1,11 +1,12 @@
 // Range, tab and filters live in the URL (shareable, back button works); the tab also in localStorage.
 
-const TABS = ["golden", "voice", "infrastructure", "logs", "traces"];
+const TABS = ["golden", "voice", "infrastructure", "errors", "logs", "traces"];
 const PRESETS = ["1h", "6h", "24h", "7d", "30d"];
 const DEFAULT_RANGE = "24h";
 export const LIST_FILTERS = {
-  logs: ["level", "domain", "service", "search", "trace_id", "from", "to"],
+  logs: ["level", "domain", "service", "search", "trace_id", "group", "from", "to"],
   traces: ["status", "domain", "route", "duration_min", "trace_id", "view", "from", "to"],
+  errors: ["service", "search", "new"], // error groups (errors.js): filters only, not a paged list
 };
 const SIGNALS = ["latency", "traffic", "errors", "saturation"];
 // Trend charts' overlay of the same window a day or a week earlier (the trends API's `compare`).
@@ -53,6 +54,7 @@ export function readState(search = window.location.search) {
     compare: COMPARES.includes(params.get("compare")) ? params.get("compare") : "",
     logs: lists.logs,
     traces: lists.traces,
+    errors: lists.errors,
   };
 }
 
