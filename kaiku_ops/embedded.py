@@ -154,8 +154,12 @@ class EmbeddedPostgres:
                 f".data)")
 
     def _run_as_owner(self) -> dict:
+        """As root, run as the owner of the data directory: `PG_SYSTEM_USER` once we have prepared it, `pgserver`
+        for a server the old embedded package still runs (only its owner may signal it to stop)."""
         if os.geteuid() != 0:
             return {}
+        with contextlib.suppress(OSError, KeyError):
+            return {"user": pwd.getpwuid(self.pgdata.stat().st_uid).pw_name}
         return {"user": PG_SYSTEM_USER}
 
     def _prepare_root_permissions(self, bin_dir: Path | None = None) -> None:
@@ -250,18 +254,15 @@ class EmbeddedPostgres:
                                            + (f"PostgreSQL {found} already" if found else "no database"))
             old_bin = old_bin_dir or self._old_bin_dir(found)
             port = _remembered_port(self.port_file)
+            if self.running_pid():  # by its owner, before the directory changes hands
+                self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
             self._prepare_root_permissions(old_bin)
-            started_here = not self.running_pid()
-            if started_here:
-                self._pg_ctl_start(port, bin_dir=old_bin)
+            self._pg_ctl_start(port, bin_dir=old_bin)
             try:
                 self._pg("pg_dump", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--format=custom",
                          "-f", str(self.dump_file), PG_DATABASE, timeout=None)
-            except EmbeddedServiceError:
-                if started_here:
-                    self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
-                raise
-            self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
+            finally:
+                self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
             aside = self.root / f"data-pg{found}-{time.strftime('%Y%m%d-%H%M%S')}"
             self.pgdata.rename(aside)
             self._start()
