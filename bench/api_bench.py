@@ -53,7 +53,7 @@ from bench import realistic_data  # noqa: E402
 from command_center import probes  # noqa: E402
 from command_center.api.params import ENDPOINTS  # noqa: E402
 from telemetry import packing  # noqa: E402
-from telemetry.contract import Label, Metric  # noqa: E402
+from telemetry.contract import RETENTION_DAYS, Label, Metric  # noqa: E402
 from telemetry.jobs import Job, last_run  # noqa: E402
 from telemetry.rollups import refresh_rollups  # noqa: E402
 
@@ -133,6 +133,9 @@ CASES = (
     Case("top-routes 24h latency", "top-routes", {"range": "24h", "sort": "latency"}, 50, 200),
     Case("top-routes 7d errors", "top-routes", {"range": "7d", "sort": "errors"}, 50, 200),
     Case("top-errors 24h", "top-errors", {"range": "24h"}, 50, 200),
+    # Issue 16.2: error groups of a window, from the per-minute group rows written at ingest (--seed-error-groups).
+    Case("error-groups 24h", "error-groups", {"range": "24h"}, 30, 200),
+    Case("error-groups 7d", "error-groups", {"range": "7d"}, 30, 200),
     Case("voice/summary", "voice-summary", {}, 20, 100),
     Case("voice/quality 1h", "voice-quality", {"range": "1h"}, 20, 100),
     Case("voice/worst-sessions 1h", "voice-worst-sessions", {"range": "1h"}, 30, 200),
@@ -532,6 +535,37 @@ def seed(days: int, data: str = "realistic") -> None:
         cursor.execute("ANALYZE")
 
 
+def seed_error_groups(days: int, groups: int, busy: int) -> None:
+    """`groups` error groups over the last `days` days: `busy` of them erring every minute (a storm that never
+    ends: the worst case for a window's sum), the others once an hour; as ingest would have counted them."""
+    from telemetry.error_groups import GROUPS_TABLE, MINUTES_TABLE
+
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {GROUPS_TABLE}, {MINUTES_TABLE}")
+        cursor.execute(
+            f"""INSERT INTO {GROUPS_TABLE} (fingerprint, first_seen, last_seen, source, service, event_template,
+                    message_template, example_event, example_message, example_trace_id, routes)
+                SELECT g, %s, %s, 'log', 'vc-server', 'bench.event_' || g, 'failure <n> of kind ' || g,
+                       'bench.event_' || g, 'failure 42 of kind ' || g, NULL, ARRAY['/api/v1/r' || g]
+                FROM generate_series(1, %s) AS g""",
+            [start, end, groups],
+        )
+        cursor.execute(
+            f"""INSERT INTO {MINUTES_TABLE} (ts, fingerprint, count)
+                SELECT m, g, 1 + (g + extract(minute FROM m)::int) %% 7
+                FROM generate_series(%s::timestamptz, %s::timestamptz - interval '1 minute', interval '1 minute')
+                     AS m, generate_series(1, %s) AS g
+                WHERE g <= %s OR extract(minute FROM m) = g %% 60""",
+            [start, end, groups, busy],
+        )
+        cursor.execute(f"SELECT count(*) FROM {MINUTES_TABLE}")
+        print(f"seeded {groups} error groups ({busy} erring every minute) over {days} days: "
+              f"{cursor.fetchone()[0]} minute rows", flush=True)
+        cursor.execute(f"ANALYZE {GROUPS_TABLE}, {MINUTES_TABLE}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
@@ -557,9 +591,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--pack", action="store_true", help="first pack the logs and spans of every hour older than an hour"
     )
+    parser.add_argument(
+        "--seed-error-groups", type=int, nargs=2, metavar=("GROUPS", "BUSY"),
+        help="first replace the error groups with GROUPS groups over 30 days, BUSY of them erring every minute",
+    )
     args = parser.parse_args(argv)
     if args.seed_days:
         seed(args.seed_days, args.data)
+    if args.seed_error_groups:
+        seed_error_groups(RETENTION_DAYS, *args.seed_error_groups)
     if args.pack:
         pack_older_hours()
     requests = 10 if args.quick else args.requests
