@@ -265,9 +265,16 @@ class EmbeddedPostgres:
                 self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", bin_dir=old_bin)
             aside = self.root / f"data-pg{found}-{time.strftime('%Y%m%d-%H%M%S')}"
             self.pgdata.rename(aside)
-            self._start()
-            self._pg("pg_restore", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--exit-on-error",
-                     "-d", PG_DATABASE, str(self.dump_file), timeout=None)
+            try:
+                self._start()
+                self._pg("pg_restore", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--exit-on-error",
+                         "-d", PG_DATABASE, str(self.dump_file), timeout=None)
+            except EmbeddedServiceError:  # the half-made new directory goes, the old one comes back
+                if self.running_pid():
+                    self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "stop")
+                shutil.rmtree(self.pgdata, ignore_errors=True)
+                aside.rename(self.pgdata)
+                raise
             self.dump_file.unlink()
             return aside
 
@@ -286,9 +293,10 @@ class EmbeddedPostgres:
         result = subprocess.run([str((bin_dir or self.bin_dir) / program), *args], capture_output=True, text=True,
                                 timeout=timeout, cwd=self.root, **self._run_as_owner())
         if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            detail = [line for line in lines if "error" in line.lower()] or lines  # not the failed SQL after it
             raise EmbeddedServiceError(f"embedded PostgreSQL: {program} failed: "
-                                       f"{detail[-1] if detail else 'exit ' + str(result.returncode)}"
+                                       f"{detail[-1].strip() if detail else 'exit ' + str(result.returncode)}"
                                        f" (log: {self.log_file})")
 
 
