@@ -6,7 +6,7 @@
 - the four vitals (`overview.vital_series`, at the trend charts' step for the window) at its start, at their peak
   and at its end, each with its baseline for that hour (`baselines`: same hour on the previous 7 days);
 - the health transitions recorded by the probes in the window;
-- the top error groups, new ones flagged (`error_groups`, when that selector exists);
+- the top error groups, new ones first and flagged (`error_groups.error_groups_panel`);
 - the top failing and the slowest routes (`offenders.top_routes`);
 - the deploys first seen in the window (a `service.version` first reported);
 - up to 20 example traces (failed ones first, then slow ones, then any), with a Tempo link when configured;
@@ -28,7 +28,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from command_center.models import HealthTransition
-from command_center.selectors import baselines, export, links, offenders, overview, trends
+from command_center.selectors import baselines, error_groups, export, links, offenders, overview, trends
 from command_center.selectors.config import EXPORT_MAX_ROWS
 from command_center.selectors.traces import slow_thresholds, trace_summary_row
 from telemetry.queries import traces as whole_traces
@@ -39,7 +39,6 @@ EXAMPLE_TRACES = 20
 UNITS = {"latency_p95": "ms", "traffic_rate": "req/s", "error_rate": "%", "saturation_pct": "%"}
 TITLES = {"latency_p95": "Latency p95", "traffic_rate": "Traffic", "error_rate": "Server errors (5xx)",
           "saturation_pct": "Saturation"}
-ERROR_GROUPS_MISSING = "error groups are not available in this version (command_center.selectors.error_groups)"
 
 
 def _point(moment: datetime, value: float, name: str) -> dict[str, Any]:
@@ -71,14 +70,11 @@ def health_transitions(start: datetime, end: datetime) -> list[dict[str, Any]]:
              "detail": row.detail} for row in rows]
 
 
-def error_groups(start: datetime, end: datetime) -> dict[str, Any]:
-    """The top error groups of the window, new ones flagged, from `command_center.selectors.error_groups`
-    (issue 16, item 2) once it exists; until then the section says it is not available."""
-    try:
-        from command_center.selectors import error_groups as groups
-    except ImportError:
-        return {"available": False, "note": ERROR_GROUPS_MISSING, "groups": []}
-    return {"available": True, **groups.top_groups(start, end, TOP)}
+def top_error_groups(start: datetime, end: datetime) -> dict[str, Any]:
+    """The TOP error groups of the window as the Errors tab ranks them (new first), how many there are in all
+    and how many of them are new."""
+    panel = error_groups.error_groups_panel(start, end, TOP)
+    return {"total": panel["total"], "new_total": panel["new_total"], "groups": panel["items"]}
 
 
 def routes(start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -113,7 +109,7 @@ def report(start: datetime, end: datetime) -> dict[str, Any]:
         "window": {"from": start, "to": end, "seconds": round((end - start).total_seconds())},
         "vitals": vitals(start, end),
         "health_transitions": health_transitions(start, end),
-        "error_groups": error_groups(start, end),
+        "error_groups": top_error_groups(start, end),
         "routes": routes(start, end),
         "deploys": [vars(deploy) for deploy in deploys_between(start, end)],
         "traces": example_traces(start, end),
@@ -177,11 +173,10 @@ def markdown(data: dict[str, Any]) -> str:
         [[t["ts"], t["service"], t["old_status"], t["new_status"], t["detail"]] for t in data["health_transitions"]],
         "No health changes in the window.")
     groups = data["error_groups"]
-    lines += ["## Top error groups", ""] + (_table(
-        ["new", "service", "event", "message", "count"],
-        [["NEW" if group.get("new") else "", group.get("service"), group.get("event"), group.get("message"),
-          group.get("count")] for group in groups["groups"]], "No error groups in the window.")
-        if groups["available"] else [f"_{groups['note']}_", ""])
+    lines += [f"## Top error groups ({groups['total']} in the window, {groups['new_total']} new)", ""] + _table(
+        ["new", "service", "event", "message template", "count", "first seen"],
+        [["NEW" if group["new"] else "", group["service"], group["event_template"], group["message_template"],
+          group["count"], group["first_seen"]] for group in groups["groups"]], "No error groups in the window.")
     route_columns = ["route", "requests", "errors", "error rate %", "p95 ms"]
     for title, key in (("Top failing routes", "failing"), ("Slowest routes", "slowest")):
         lines += [f"## {title}", ""] + _table(

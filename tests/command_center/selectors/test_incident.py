@@ -15,6 +15,8 @@ from django.utils import timezone
 from command_center.models import HealthTransition
 from command_center.selectors import baselines, incident
 from telemetry.contract import Label, Metric
+from telemetry.error_groups import Occurrence, fingerprint_of, record
+from telemetry.fingerprints import Source
 from telemetry.models import ServiceInstance
 from telemetry.rollups import refresh_rollups
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
@@ -116,9 +118,22 @@ def test_the_other_sections(incident_hour):
                                           "span_id"], "row_cap": 10_000, "truncated": False}
 
 
-def test_error_groups_have_a_named_slot_until_their_selector_exists(incident_hour):
-    groups = incident.error_groups(incident_hour, incident_hour + timedelta(hours=1))
-    assert groups == {"available": False, "note": incident.ERROR_GROUPS_MISSING, "groups": []}
+def test_error_groups_are_ranked_new_first_as_the_errors_tab_does(incident_hour):
+    end = incident_hour + timedelta(hours=1)
+    pool = fingerprint_of(Source.LOG, "vc-server", "db.pool_exhausted", "pool exhausted (3960 waiting)")
+    old = fingerprint_of(Source.LOG, "vc-server", "auth.denied", "token expired")
+    record([Occurrence(pool, incident_hour + timedelta(minutes=m), "db.pool_exhausted",
+                       f"pool exhausted ({n} waiting)") for m, n in ((20, 3960), (21, 641))])
+    record([Occurrence(old, incident_hour - timedelta(days=3), "auth.denied", "token expired")])
+    record([Occurrence(old, incident_hour + timedelta(minutes=m), "auth.denied", "token expired")
+            for m in (5, 6, 7)])
+    groups = incident.top_error_groups(incident_hour, end)
+    assert (groups["total"], groups["new_total"]) == (2, 1)
+    assert [(group["event"], group["count"], group["new"]) for group in groups["groups"]] == [
+        ("db.pool_exhausted", 2, True), ("auth.denied", 3, False)]
+    text = incident.markdown(incident.report(incident_hour, end))
+    assert "## Top error groups (2 in the window, 1 new)" in text
+    assert "| NEW | vc\\-server |" not in text and "| NEW | vc-server | db.pool\\_exhausted |" in text
 
 
 def test_the_zip_holds_the_json_the_markdown_and_the_guarded_log_export(incident_hour):

@@ -37,8 +37,9 @@ def span(trace_id, ts, duration_ms, *, domain="api", name="http.server.request",
 @pytest.fixture
 def traces(now):
     """A: a request of 1 s with a failed db query, a call to the gateway and a query under it.
-    B: a lone db span. C: a 503 of 2 s. E: starts 2 s before the newest hour of the window and has a span
-    3 s later, inside it (the two must stay one trace). One trace outside the 24 h window."""
+    B: a lone db span. C: a 503 of 2 s. E: starts 2 s before the boundary of two of the slices the list reads
+    (17 min before the window's end) and has a span 3 s later, across it (the two must stay one trace). One
+    trace outside the 24 h window."""
     a = now - timedelta(minutes=30)
     span(A, a, 1000, route="/api/v1/guilds/{id}", name="GET /api/v1/guilds/{id}")
     span(A, a + 10 * MS, 40, domain="db", name="SELECT guilds", status="ERROR")
@@ -47,7 +48,7 @@ def traces(now):
     span(B, now - timedelta(minutes=20), 30, domain="db", name="SELECT 1", status="OK")
     span(C, now - timedelta(minutes=10), 2000, route="/api/v1/messages/{id}", name="POST /api/v1/messages/{id}",
          status="503")
-    e = now - timedelta(hours=1, seconds=2)
+    e = now - timedelta(minutes=17, seconds=2)
     span(E, e, 5000, route="/api/v1/voice/join", name="POST /api/v1/voice/join")
     span(E, e + timedelta(seconds=3), 20, domain="db", name="UPDATE rooms", status="OK")
     span(OUTSIDE, now - timedelta(hours=25), 10)
@@ -61,7 +62,7 @@ def listed(now, **filters):
 
 def test_one_row_per_trace_with_its_root_duration_counts_and_flags(now, traces):
     rows = listed(now)
-    assert [row["trace_id"] for row in rows] == [C, B, A, E]
+    assert [row["trace_id"] for row in rows] == [C, E, B, A]
     by_id = {row["trace_id"]: row for row in rows}
     assert by_id[A] == {
         "trace_id": A, "start": traces, "duration_ms": 1000, "span_count": 4, "error_count": 1, "slow_count": 1,
@@ -71,17 +72,17 @@ def test_one_row_per_trace_with_its_root_duration_counts_and_flags(now, traces):
     assert (by_id[B]["root_span"], by_id[B]["duration_ms"], by_id[B]["span_count"], by_id[B]["error"]) == (
         "SELECT 1", 30, 1, False)
     assert (by_id[C]["duration_ms"], by_id[C]["error"], by_id[C]["slow"]) == (2000, True, True)
-    # E: 5 s from its first span; its db span 3 s later belongs to it although it is in the next hour.
+    # E: 5 s from its first span; its db span 3 s later belongs to it although it is in the next slice.
     assert (by_id[E]["span_count"], by_id[E]["duration_ms"], by_id[E]["root_span"]) == (
         2, 5000, "POST /api/v1/voice/join")
 
 
 @pytest.mark.parametrize(("filters", "expected"), [
     ({"status": "error"}, [C, A]),
-    ({"status": "slow"}, [C, A, E]),
-    ({"domain": "db"}, [B, A, E]),
+    ({"status": "slow"}, [C, E, A]),
+    ({"domain": "db"}, [E, B, A]),
     ({"route": "/internal/members"}, [A]),
-    ({"duration_min": 1000}, [C, A, E]),
+    ({"duration_min": 1000}, [C, E, A]),
     ({"duration_min": 2001}, [E]),
     ({"trace_id": A}, [A]),
     ({"trace_id": OUTSIDE}, []),
@@ -93,7 +94,7 @@ def test_filters_keep_the_traces_one_of_whose_spans_matches(now, traces, filters
 
 def test_pages_of_one_walk_every_trace_once_and_packing_changes_nothing(now, traces):
     before = walk(trace_list_page, now - timedelta(hours=24), now, 1)
-    assert [page["items"][0]["trace_id"] for page in before] == [C, B, A, E]
+    assert [page["items"][0]["trace_id"] for page in before] == [C, E, B, A]
     assert [page["next_cursor"] is None for page in before] == [False, False, False, True]
     assert pack(now - timedelta(hours=30), now) == 9  # every span moved into chunks
     assert walk(trace_list_page, now - timedelta(hours=24), now, 1) == before
@@ -102,9 +103,9 @@ def test_pages_of_one_walk_every_trace_once_and_packing_changes_nothing(now, tra
 def test_a_page_after_a_cursor_starts_strictly_after_it(now, traces):
     first = trace_list_page(now - timedelta(hours=24), now, 2)
     cursor = Cursor.decode(first["next_cursor"])
-    assert (cursor.ts, cursor.id.hex) == (now - timedelta(minutes=20), B)
+    assert (cursor.ts, cursor.id.hex) == (now - timedelta(minutes=17, seconds=2), E)
     rest = trace_list_page(now - timedelta(hours=24), now, 2, cursor)
-    assert [row["trace_id"] for row in rest["items"]] == [A, E]
+    assert [row["trace_id"] for row in rest["items"]] == [B, A]
     assert rest["next_cursor"] is None
 
 
