@@ -36,6 +36,8 @@ PII_CORPUS = [
     ("peer 203.0.113.7:443 reset", "203.0.113.7", "peer [ip]:443 reset"),
     ("from 2001:db8:85a3::8a2e:370:7334 via ::1", "8a2e", "from [ip] via [ip]"),
     ("full fe80:0:0:0:202:b3ff:fe1e:8329 link", "fe1e", "full [ip] link"),
+    ("from 2001:db8::ff: invalid credentials", "db8", "from [ip]: invalid credentials"),
+    ("peer [fe80::1]:443 and fe80::2:, done", "fe80", "peer [[ip]]:443 and [ip]:, done"),
     ("mapped ::ffff:192.0.2.128 seen", "192.0.2", "mapped [ip] seen"),
     ("embedded 0:0:0:0:0:ffff:192.0.2.1 seen", "192.0.2", "embedded [ip] seen"),
     ("session 123e4567-e89b-12d3-a456-426614174000 ended", "426614174000", "session [uuid] ended"),
