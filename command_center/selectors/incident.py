@@ -7,7 +7,7 @@
   and at its end, each with its baseline for that hour (`baselines`: same hour on the previous 7 days);
 - the health transitions recorded by the probes in the window;
 - the top error groups, new ones first and flagged (`error_groups.error_groups_panel`);
-- the top failing and the slowest routes (`offenders.top_routes`);
+- the top failing and the slowest routes (the rankings of `offenders.top_routes`);
 - the deploys first seen in the window (a `service.version` first reported);
 - up to 20 example traces (failed ones first, then slow ones, then any), with a Tempo link when configured;
 - the log export of the window (`export`: same rows, same cap of 10,000, same CSV formula guard).
@@ -78,10 +78,7 @@ def top_error_groups(start: datetime, end: datetime) -> dict[str, Any]:
 
 
 def routes(start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
-    return {
-        "failing": offenders.top_routes(start, end, "errors", TOP)["routes"],
-        "slowest": offenders.top_routes(start, end, "latency", TOP)["routes"],
-    }
+    return offenders.failing_and_slowest(start, end, TOP)
 
 
 def example_traces(start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -209,7 +206,8 @@ def with_logs(data: dict[str, Any], rows: list[tuple]) -> dict[str, Any]:
 
 
 def to_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, cls=DjangoJSONEncoder, indent=1)
+    # Compact: with an indent Python's JSON encoder is the pure-Python one, 2-3x slower on 10,000 log rows.
+    return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
 def bundle(data: dict[str, Any], rows: list[tuple]) -> bytes:
