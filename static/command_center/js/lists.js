@@ -138,7 +138,7 @@ class ListView {
     this.emptyNote.hidden = this.rowCount > 0;
     if (!this.rowCount) {
       // Rows exist in this range but none passes the filters, or nothing arrives at all: two different problems.
-      const filtered = Object.entries(this.getState()[this.name]).some(([key, value]) => value && key !== "from" && key !== "to");
+      const filtered = Object.entries(this.getState()[this.name]).some(([key, value]) => value && !["from", "to", "view"].includes(key));
       this.emptyNote.dataset.reason = body.newest_ts && filtered ? "filters" : "no-data";
       this.emptyNote.textContent = body.newest_ts && filtered
         ? `Nothing matches these filters. Data does arrive (the newest ${this.name === "logs" ? "log" : "span"} in this range is from ${formatDateTime(body.newest_ts)} UTC): clear or widen the filters.`
