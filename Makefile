@@ -8,7 +8,7 @@ KAIKU_DEMO ?= 1
 KAIKU_WEB_PORT := $(PORT)
 export HOST PORT KAIKU_DEMO KAIKU_WEB_PORT
 
-.PHONY: run test test-fast test-db lint bench bench-quick install services stop clean
+.PHONY: run test test-slow test-fast test-db lint bench bench-quick install services stop clean
 
 $(VENV)/.installed: requirements/base.txt requirements/test.txt
 	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -29,8 +29,13 @@ run: services
 	@echo "Command Center: http://$(HOST):$(PORT)/admin/command-center/"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f .data/Procfile.run -d . -p $(PORT)
 
+# The suite but the tests marked slow (each starts whole stacks: `make run` itself, fault injection that kills
+# PostgreSQL/Redis/workers, the incident drill); `make test-slow` runs those, and CI (.ci/run) runs both.
 test: services
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest --durations=25 -m "not slow"
+
+test-slow: services
+	$(PY) -m pytest --durations=10 -m slow
 
 # The developer loop: everything but the browser and the end-to-end/reliability runs (real processes, faults).
 # `make test` stays the whole suite.
