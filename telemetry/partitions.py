@@ -26,6 +26,8 @@ PARTITIONED_TABLES: Mapping[str, str] = {
     "telemetry_metric_minutes": "ts",
     "telemetry_log_chunks": "first_ts",  # packed log events (telemetry.packing)
     "telemetry_trace_chunks": "first_ts",  # packed trace index rows
+    "telemetry_span_minutes": "ts",  # span aggregates (telemetry.span_aggregates)
+    "telemetry_span_hours": "hour",
 }
 
 DEFAULT_DAYS_BACK = 31

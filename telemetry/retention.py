@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from telemetry import minutes
+from telemetry import minutes, span_aggregates
 from telemetry.contract import RETENTION_DAYS
 from telemetry.ingest import streams
 from telemetry.ingest.traces import KeptReason
@@ -189,6 +189,9 @@ def enforce_retention(
             if PENDING_TABLE in selected:
                 step = streams.STREAMS_TABLE
                 report.tables.append(_expire_stream_states(now, dry_run=False, using=using))
+            if span_aggregates.HOURS_TABLE in selected:
+                step = span_aggregates.HOURS_TABLE
+                span_aggregates.refill_cutoff_hour(cutoff, using=using)  # its minutes after the cutoff stay
             if minutes.MINUTES_TABLE in selected:
                 step = minutes.KEYS_TABLE
                 minutes.prune_keys(using=using)  # keys of bucket layouts no minute row uses any more
@@ -397,6 +400,7 @@ def _purge_sampled_spans(horizon: datetime, dry_run: bool, using: str,
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(f"DELETE FROM {TRACE_TABLE} WHERE kept_reason = %s AND ts < %s", [sampled, horizon])
         report.rows_deleted = report.packed_rows_deleted + cursor.rowcount
+        span_aggregates.forget_sampled(horizon, sampled, using=using)
     report.duration_ms = _elapsed_ms(started)
     return report
 

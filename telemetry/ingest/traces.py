@@ -29,6 +29,7 @@ from telemetry.ingest.text import storable
 from telemetry.live_windows import LiveCounts
 from telemetry.otlp import any_value_to_python
 from telemetry.packing import TRACES, packed_row_condition
+from telemetry.span_errors import KEPT_AS_ERROR, is_error, stored_status
 from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 
 _ENTRY_KINDS = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
@@ -45,8 +46,6 @@ SPAN_NAME_MAX_LENGTH = 256
 DOMAIN_MAX_LENGTH = 32
 DOMAIN_DB = "db"
 DOMAIN_API = "api"
-STATUS_OK = "OK"
-STATUS_ERROR = "ERROR"
 REASON_BAD_IDS = "invalid trace or span id"
 REASON_BAD_TIMES = "end time before start time"
 
@@ -54,7 +53,7 @@ REASON_BAD_TIMES = "end time before start time"
 class KeptReason(StrEnum):
     """`telemetry_trace_index.kept_reason` (a one-byte "char"): the first rule that kept the span."""
 
-    ERROR = "e"  # failed, or an HTTP status >= 500
+    ERROR = KEPT_AS_ERROR  # failed, or an HTTP 5xx (telemetry.span_errors.is_error)
     SLOW = "s"
     SAMPLED = "p"  # only because its trace was sampled: kept for fewer days (telemetry.retention)
 
@@ -126,7 +125,7 @@ def trace_rows(
                     attributes = _read_attributes(span.attributes)
                 status_code = normalize_status_code(attributes.get(Label.HTTP_STATUS_CODE))
                 is_db = Attr.DB_SYSTEM in attributes
-                server_error = failed or (status_code is not None and status_code >= "500")
+                server_error = is_error(failed, status_code)
                 if live_after_ns is not None and span.kind == _SERVER and span.end_time_unix_nano >= live_after_ns:
                     route = attributes.get(_HTTP_ROUTE)
                     live_route = routes.get(route)
@@ -188,7 +187,7 @@ def _row(
         "span_name": storable(scrub(span.name[: 4 * SPAN_NAME_MAX_LENGTH]))[:SPAN_NAME_MAX_LENGTH],
         "domain": _domain(attributes.get(Attr.KAIKU_DOMAIN), is_db),
         "route": storable(normalize_route(route)) or None if isinstance(route, str) else None,
-        "status_code": status_code or (STATUS_ERROR if failed else STATUS_OK),
+        "status_code": stored_status(failed, status_code),
         "duration_ms": min(duration_ns // _NANOS_PER_MS, _MAX_DURATION_MS),
         "service": storable(service),
         "kept_reason": reason.value,

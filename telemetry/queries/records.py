@@ -15,25 +15,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, F, Func, Q, QuerySet
 
 from kaiku_ops.db_routers import read_alias
-from telemetry.ingest.traces import DOMAIN_DB, STATUS_ERROR
+from telemetry import span_errors
+from telemetry.ingest.traces import DOMAIN_DB
 from telemetry.models import StoredLogEvent, StoredTraceEntry
 from telemetry.queries import stored
 
-# status_code is text: an HTTP status (3 digits) or OK/ERROR; "500" <= code <= "599" is a 5xx for 3 digits.
-ERROR_CONDITION = Q(status_code=STATUS_ERROR) | Q(status_code__regex=r"^5[0-9][0-9]$")
+
+class SpanIsError(Func):
+    """SQL `telemetry_span_is_error(status_code, kept_reason)`: the definition of telemetry.span_errors."""
+
+    function = span_errors.SQL_FUNCTION
+    output_field = BooleanField()
 
 
-def is_error_status(status_code: str | None) -> bool:
-    """Whether a stored span failed: status ERROR, or an HTTP 5xx (the Python twin of `ERROR_CONDITION`)."""
-    return status_code == STATUS_ERROR or (
-        status_code is not None
-        and len(status_code) == 3
-        and status_code.startswith("5")
-        and status_code.isdigit()
-    )
+ERROR_CONDITION = Q(SpanIsError(F("status_code"), F("kept_reason")))
+is_error_status = span_errors.stored_is_error  # the Python twin of ERROR_CONDITION
 
 
 @dataclass(frozen=True)
@@ -85,10 +84,11 @@ class SpanRecord:
     status_code: str | None
     duration_ms: int
     service: str
+    kept_reason: str | None
 
     @property
     def failed(self) -> bool:
-        return is_error_status(self.status_code)
+        return span_errors.stored_is_error(self.status_code, self.kept_reason)
 
     def slow(self, thresholds: SlowThresholds) -> bool:
         return self.duration_ms >= thresholds.for_domain(self.domain)
