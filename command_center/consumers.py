@@ -33,6 +33,7 @@ CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_CHECK_FAILED = 1011
 CLOSE_SERVICE_RESTART = 1012  # the channel layer lost Redis: the page reconnects and shows the outage
+CHANNEL_LAYER_LOST = "channel_layer.lost"
 MAX_FRAME_BYTES = 4096
 # A re-check that fails (database briefly unreachable, pool exhausted) keeps the last answer, and is retried at
 # every heartbeat, for this long before the socket is closed with CLOSE_CHECK_FAILED.
@@ -144,20 +145,29 @@ class ErrorStormLimiter:
 
 
 def patient_receive(receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
-    """`receive` (the channel layer's) asked again when its Redis read times out.
+    """`receive` (the channel layer's) asked again when its Redis read times out, and a lost Redis said once.
 
     channels_redis blocks 5 s in BZPOPMIN waiting for a message, and redis-py (since 8) gives up reading after
     5 s too: when the web process gets no event for 5 s, the read may time out instead of answering "nothing".
-    Unhandled, that ends the consumer and daphne closes the socket with 1011. A Redis that refuses
-    connections, or drops the connection (a restart), still ends it: `ObservabilityConsumer.__call__` closes the
-    socket with CLOSE_SERVICE_RESTART, the page reconnects and sees the outage.
+    Unhandled, that ends the consumer and daphne closes the socket with 1011. A Redis that refuses connections
+    or drops them (a restart) is handed to the consumer as one `channel_layer.lost` message, which closes the
+    socket with CLOSE_SERVICE_RESTART (the page reconnects and sees the outage); an exception out of the
+    application would be logged by daphne as a server error. After that the layer is not read again.
     """
+    lost = False
+
     async def receive_next() -> dict:
-        while True:
+        nonlocal lost
+        while not lost:
             try:
                 return await receive()
             except redis.exceptions.TimeoutError:
                 logger.debug("channel layer read timed out with nothing received; waiting again")
+            except redis.exceptions.ConnectionError as error:
+                lost = True
+                return {"type": CHANNEL_LAYER_LOST, "error": f"{type(error).__name__}: {error}"}
+        await asyncio.Event().wait()  # until the consumer ends (the socket closes); cancelled then
+        raise AssertionError("unreachable")
 
     return receive_next
 
@@ -181,17 +191,6 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
         self._send_lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task | None = None
         self._burst_task: asyncio.Task | None = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except redis.exceptions.ConnectionError as error:
-            # Unhandled, daphne logs a server error and closes with 1011; a Redis restart is not a bug here.
-            logger.warning("socket closed: the channel layer lost Redis: %s", error)
-            try:
-                await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
-            except Exception as closed:  # the client had already gone
-                logger.debug("socket already closed: %s", closed)
 
     # AsyncConsumer.__call__ sets this to the channel layer's receive and reads events through it.
     @property
@@ -304,6 +303,10 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
                     await asyncio.to_thread(presence.mark_present, topic, self.channel_name)
 
     # --- events from the channel layer ---------------------------------------------------------------------
+
+    async def channel_layer_lost(self, message: dict) -> None:
+        logger.warning("socket closed: the channel layer lost Redis: %s", message["error"])
+        await self.close(CLOSE_SERVICE_RESTART)
 
     async def push_event(self, message: dict) -> None:
         event = message["event"]
