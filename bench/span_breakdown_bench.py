@@ -53,23 +53,25 @@ def seed(days: int) -> None:
     for hours_back in range(days * 24, 0, -1):
         hour = end - timedelta(hours=hours_back)
         with transaction.atomic(), connection.cursor() as cursor:
-            # 3 services; 40 routes on api spans, db spans without a route; 3 % errors (5xx or failed),
-            # 12 % slow, the rest kept because their trace was sampled; durations spread over every bucket.
+            # 40 routes, each served by one of 3 services in one of 3 domains; db spans (a quarter) without a
+            # route; 3 % errors (5xx or failed), 12 % slow, the rest kept because their trace was sampled;
+            # durations spread over every bucket.
             cursor.execute(
                 f"""INSERT INTO {TRACE_TABLE}
                     (ts, id, trace_id, span_name, domain, route, status_code, duration_ms, service, kept_reason)
                 SELECT %(hour)s::timestamptz + (i * 3600.0 / %(n)s) * interval '1 second', gen_random_uuid(),
                        md5(i::text || %(hour)s::text),
-                       CASE WHEN i %% 4 = 0 THEN 'SELECT t' || (i %% 12) ELSE 'GET /r' || (i %% {ROUTES}) END,
-                       CASE WHEN i %% 4 = 0 THEN 'db' ELSE (ARRAY['chat','voice','auth'])[i %% 4] END,
-                       CASE WHEN i %% 4 = 0 THEN NULL ELSE '/api/v1/r' || (i * 7 %% {ROUTES}) || '/{{id}}' END,
+                       CASE WHEN db THEN 'SELECT t' || (i %% 12) ELSE 'GET /r' || r END,
+                       CASE WHEN db THEN 'db' ELSE (ARRAY['chat','voice','auth'])[1 + r %% 3] END,
+                       CASE WHEN db THEN NULL ELSE '/api/v1/r' || r || '/{{id}}' END,
                        CASE WHEN e THEN (ARRAY['500','503','ERROR'])[1 + i %% 3] ELSE '200' END,
                        CASE WHEN e THEN (20 + random() * 400)::int
                             WHEN s THEN (1000 + random() * random() * 12000)::int
                             ELSE (random() * random() * 900)::int END,
-                       (ARRAY['vc-server','vc-voice','vc-gateway'])[1 + i %% 3],
+                       (ARRAY['vc-server','vc-voice','vc-gateway'])[1 + (CASE WHEN db THEN i ELSE r END) %% 3],
                        CASE WHEN e THEN 'e' WHEN s THEN 's' ELSE 'p' END::"char"
                 FROM generate_series(0, %(n)s - 1) AS i,
+                     LATERAL (SELECT i %% 4 = 0 AS db, (i * 7) %% {ROUTES} AS r) AS shape,
                      LATERAL (SELECT random() < 0.03 AS e) AS error,
                      LATERAL (SELECT NOT e AND random() < 0.12 AS s) AS slow""",
                 {"hour": hour, "n": per_hour},

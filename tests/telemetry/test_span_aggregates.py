@@ -4,6 +4,7 @@ purge and the sampled-trace tier keep them in step with the spans."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,26 @@ def test_rebuild_recounts_hot_and_packed_spans_to_the_same_rows():
     assert (_aggregates(span_aggregates.MINUTES_TABLE), _aggregates(span_aggregates.HOURS_TABLE)) == counted
     with pytest.raises(ValueError, match="whole hours"):
         span_aggregates.rebuild(HOUR + timedelta(minutes=1), HOUR + timedelta(hours=1))
+
+
+@pytest.mark.django_db
+def test_the_migration_counts_the_spans_an_existing_database_already_holds():
+    """The upgrade path: migration 0012 counts every stored span, hot and packed, once (its own SQL, run here
+    on spans whose counts were removed)."""
+    insert_trace_rows([_span(HOUR + timedelta(minutes=m), duration_ms=3 * m, kept_reason="eps"[m % 3],
+                             status_code="500" if m % 3 == 0 else "200") for m in range(0, 180, 4)])
+    with transaction.atomic(), connection.cursor() as cursor:
+        pack_range(cursor, TRACES, HOUR, HOUR + timedelta(hours=2))
+    counted = _aggregates(span_aggregates.MINUTES_TABLE), _aggregates(span_aggregates.HOURS_TABLE)
+    migration = importlib.import_module("telemetry.migrations.0012_span_minutes")
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {span_aggregates.MINUTES_TABLE}")
+        cursor.execute(f"DELETE FROM {span_aggregates.HOURS_TABLE}")
+        cursor.execute(migration.BACKFILL_SQL)
+
+    assert (_aggregates(span_aggregates.MINUTES_TABLE), _aggregates(span_aggregates.HOURS_TABLE)) == counted
+    assert sum(spans for spans, _, _ in counted[1].values()) == 45
 
 
 @pytest.mark.django_db
