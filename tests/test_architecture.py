@@ -165,8 +165,8 @@ def _read_side_files() -> list[Path]:
 def test_the_derived_lists_cover_the_storage_they_describe():
     assert {"telemetry_metric_samples", "telemetry_metric_minutes", "telemetry_metric_minute_keys",
             "telemetry_trend_rollups_hourly", "telemetry_trace_index_all", "telemetry_log_chunks",
-            "connection_metrics", "telemetry_trace_keys", "telemetry_chunk_text"} <= relations()
-    assert {"bucket_counts_wide", "sample_rows", "key_id", "chunk_first_ts", "chunk_trace_keys", "chunk_text",
+            "connection_metrics", "telemetry_bloom_has", "telemetry_chunk_text"} <= relations()
+    assert {"bucket_counts_wide", "sample_rows", "key_id", "chunk_first_ts", "chunk_trace_bloom", "chunk_text",
             "labels", "value_sum"} <= columns()
     assert "domain" in read_api_vocabulary() and "domain" not in columns()
 

@@ -6,28 +6,28 @@ filters add the matching conditions on the chunk itself, which PostgreSQL checks
 on `chunk_first_ts`, the chunk tables' partition key, when it picks the partitions to read). For a hot
 row they are conditions on its own columns.
 
-The trace and text conditions are answered by GIN indexes on the chunk tables (migration 0014): a trace id's
-keys (`trace_keys`) against the keys of a chunk's trace ids, and the term of a search against the trigrams of
-a chunk's events and messages.
+A trace is looked for with the Bloom filter of each chunk's trace ids (its three probes hashed once per query,
+`bloom_hashes`), a search term with the trigram index over the text of each log chunk (migration 0014).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 
-from django.db.models import BooleanField, F, Func, Model, Q, QuerySet, Value
+from django.db.models import BigIntegerField, BooleanField, F, Func, Model, Q, QuerySet, Value
 
 from kaiku_ops.db_routers import read_alias
 from telemetry.packing import CHUNK_SPAN
 
-# The trace-id bytes `telemetry_trace_keys` (migration 0014) turns into keys: (slice number, first byte).
-TRACE_KEY_SLICES = ((1, 10), (2, 12), (3, 14))
+# Where the Bloom filter's three probes (migration 0007) take 32 bits of the md5 hex digest of a trace id.
+BLOOM_PROBES = (0, 8, 16)
 
 
 def rows(model: type[Model]) -> QuerySet:
     """All rows of StoredLogEvent or StoredTraceEntry, from the read database, without the chunk fields
-    (filtered on, never read: a packed row's chunk bounds, its chunk's trace keys and, for logs, text)."""
+    (filtered on, never read: a packed row's chunk bounds, its chunk's Bloom filter and, for logs, text)."""
     chunk_fields = [field.name for field in model._meta.concrete_fields if field.name.startswith("chunk_")]
     return model.objects.using(read_alias()).defer(*chunk_fields)
 
@@ -59,22 +59,23 @@ def window_sql(start: datetime, end: datetime) -> tuple[str, list[datetime]]:
     )
 
 
-def trace_keys(trace_id: uuid.UUID) -> list[int]:
-    """The GIN keys of one trace id, as SQL `telemetry_trace_keys(ARRAY[trace_id])` computes them: three
-    16-bit slices of its right-most bytes, each tagged with its slice number."""
-    raw = trace_id.bytes
-    return [slice_number * 65536 + int.from_bytes(raw[first:first + 2]) for slice_number, first in TRACE_KEY_SLICES]
+def bloom_hashes(trace_id: uuid.UUID) -> list[int]:
+    """The three hashes the chunks' Bloom filters were built with for `trace_id` (migration 0007's
+    `('x' || substr(md5(id::text), p, 8))::bit(32)::bigint`), for `telemetry_bloom_has` (migration 0014)."""
+    digest = hashlib.md5(str(trace_id).encode()).hexdigest()  # noqa: S324 - the filter's hash, not a secret
+    return [int(digest[probe:probe + 8], 16) for probe in BLOOM_PROBES]
 
 
 def of_trace(trace_id: str) -> Q:
-    """Rows of one trace (32 lower-case hex digits, as stored), unpacking only the chunks whose trace ids share
-    its keys (found by the chunk tables' GIN index; a false candidate is rare, and dropped by the row filter)."""
+    """Rows of one trace (32 lower-case hex digits, as stored), unpacking only the chunks whose Bloom filter
+    may hold it (a hot row has no filter)."""
     try:
         packed_id = uuid.UUID(hex=trace_id)
     except ValueError:
         # Not a trace id any stored row can have: still a valid (empty) answer, never an error.
-        return Q(trace_id=trace_id, chunk_first_ts__isnull=True)  # chunk_first_ts is never NULL: no row
-    return Q(trace_id=trace_id) & Q(HoldsKeys(F("chunk_trace_keys"), Value(trace_keys(packed_id))))
+        return Q(trace_id=trace_id, chunk_trace_bloom__isnull=True)
+    hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(packed_id)]
+    return Q(trace_id=trace_id) & Q(BloomHas(F("chunk_trace_bloom"), *hashes))
 
 
 def containing(search: str) -> Q:
@@ -84,9 +85,8 @@ def containing(search: str) -> Q:
     return Q(chunk_text__icontains=search) & (Q(event__icontains=search) | Q(message__icontains=search))
 
 
-class HoldsKeys(Func):
-    """SQL `keys @> ARRAY[...]::int4[]`, the array containment a GIN index answers."""
+class BloomHas(Func):
+    """SQL `telemetry_bloom_has(bloom, h1, h2, h3)` (migration 0014): inlined into the scan of the chunks."""
 
-    template = "%(expressions)s::int4[]"
-    arg_joiner = " @> "
+    function = "telemetry_bloom_has"
     output_field = BooleanField()

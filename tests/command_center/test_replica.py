@@ -25,7 +25,7 @@ LOG_TABLE = """CREATE TABLE telemetry_log_events (
     attrs jsonb NOT NULL DEFAULT '{}', PRIMARY KEY (ts, id))"""
 # Readers read the view of hot and packed records; here it has hot records only.
 LOG_VIEW = """CREATE VIEW telemetry_log_events_all AS
-    SELECT *, ts AS chunk_first_ts, ts AS chunk_last_ts, NULL::int4[] AS chunk_trace_keys,
+    SELECT *, ts AS chunk_first_ts, ts AS chunk_last_ts, NULL::bytea AS chunk_trace_bloom,
            event || E'\n' || message AS chunk_text FROM telemetry_log_events"""
 
 

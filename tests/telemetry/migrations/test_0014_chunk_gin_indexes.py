@@ -1,5 +1,5 @@
 """The upgrade of a database holding packed chunks (migration 0014): no chunk is re-packed, the migration builds
-the GIN indexes over the chunks already stored, and trace look-ups and searches find their rows through them."""
+the trigram index over the chunks already stored, and searches and trace look-ups find their rows."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def chunk_columns(table: str) -> set[str]:
 def test_chunks_packed_before_the_migration_are_found_through_its_indexes():
     (before,) = MigrationExecutor(connection).loader.graph.node_map[THIS].parents
     migrate(before.key)
-    assert "trace_bloom" in chunk_columns("telemetry_trace_chunks")  # the layout of migration 0007
+    assert "chunk_text" not in chunk_columns("telemetry_log_events_all")  # the view of migration 0007
 
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     wanted = uuid.uuid4().hex
@@ -51,7 +51,7 @@ def test_chunks_packed_before_the_migration_are_found_through_its_indexes():
 
     migrate(THIS)
 
-    assert "trace_bloom" not in chunk_columns("telemetry_trace_chunks")
+    assert "chunk_text" in chunk_columns("telemetry_log_events_all")
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*), array_agg(row_count) FROM telemetry_trace_chunks")
         assert cursor.fetchone() == chunks_before  # the chunks are those packed before, not re-packed
@@ -63,20 +63,18 @@ def test_chunks_packed_before_the_migration_are_found_through_its_indexes():
     assert [row.ts for row in records.logs(now - timedelta(hours=7), now, search="QUOTA")] == [
         now - timedelta(hours=5)]
     with connection.cursor() as cursor:  # the indexes reach the chunk partitions that existed before
-        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'telemetry_%%_chunks_%%'"
-                       " AND (indexdef LIKE '%%telemetry_trace_keys%%' OR indexdef LIKE '%%gin_trgm_ops%%')")
-        assert cursor.fetchone()[0] >= 3
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'telemetry_log_chunks_%%'"
+                       " AND indexdef LIKE '%%gin_trgm_ops%%'")
+        assert cursor.fetchone()[0] >= 2  # the partitions of the chunks packed before, and the default one
 
 
-def test_going_back_restores_the_bloom_filters_of_the_chunks_stored_meanwhile():
+def test_going_back_leaves_the_search_to_the_rows():
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
-    wanted = uuid.uuid4().hex
-    TraceIndexEntryFactory(ts=now - timedelta(hours=3), trace_id=wanted)
+    LogEventFactory(ts=now - timedelta(hours=3), message="disk quota exceeded")
     pack(now - timedelta(hours=4), now - timedelta(hours=1))
     (before,) = MigrationExecutor(connection).loader.graph.node_map[THIS].parents
     migrate(before.key)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT bool_and(telemetry_bloom_may_hold(trace_bloom, %s::uuid)) FROM telemetry_trace_chunks",
-                       [wanted])
-        assert cursor.fetchone()[0] is True
+        cursor.execute("SELECT count(*) FROM telemetry_log_events_all WHERE message ILIKE '%%quota%%'")
+        assert cursor.fetchone()[0] == 1
     migrate(THIS)

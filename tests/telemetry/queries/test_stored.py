@@ -1,6 +1,6 @@
-"""The chunk conditions of telemetry.queries.stored answered by the chunk tables' GIN indexes (migration 0014):
-a trace's keys find the chunks holding it, a search term the chunks whose text holds it, and neither ever drops
-a row the row filter alone would find."""
+"""The chunk conditions of telemetry.queries.stored (migration 0014): a trace's Bloom hashes, computed once per
+query, find the chunks that may hold it; the trigram index finds the chunks whose text holds a search term; and
+neither ever drops a row the row filter alone would find."""
 
 from __future__ import annotations
 
@@ -49,21 +49,24 @@ def indexes_read(plan: dict) -> set[str]:
     return {node["Index Name"] for node in nodes(plan) if "Index Name" in node}
 
 
-def test_the_keys_of_a_trace_id_are_those_sql_gives_its_chunk():
-    ids = [uuid.uuid4() for _ in range(50)] + [uuid.UUID("00000000-0000-0000-0000-000000000000"),
-                                               uuid.UUID("ffffffff-ffff-ffff-ffff-ffffffffffff")]
+@pytest.mark.parametrize("count", [1, 450, 14_400])
+def test_the_inlined_bloom_check_answers_as_the_filter_function_does(count):
+    members = [uuid.uuid4() for _ in range(count)]
+    strangers = [uuid.uuid4() for _ in range(500)]
     with connection.cursor() as cursor:
-        for trace_id in ids:
-            cursor.execute("SELECT telemetry_trace_keys(ARRAY[%s::uuid, NULL])", [trace_id])
-            assert sorted(cursor.fetchone()[0]) == sorted(stored.trace_keys(trace_id))
-        cursor.execute("SELECT telemetry_trace_keys(ARRAY[NULL]::uuid[]), telemetry_trace_keys(%s::uuid[])", [ids])
-        nothing, all_keys = cursor.fetchone()
-    assert nothing == []
-    assert set(all_keys) == {key for trace_id in ids for key in stored.trace_keys(trace_id)}
-    assert stored.trace_keys(ids[-1]) == [1 * 65536 + 65535, 2 * 65536 + 65535, 3 * 65536 + 65535]
+        cursor.execute("SELECT telemetry_trace_bloom(%s::uuid[])", [[*members, None]])
+        bloom = bytes(cursor.fetchone()[0])
+        answers = {}
+        for trace_id in [*members[:200], *strangers]:
+            cursor.execute("SELECT telemetry_bloom_has(%s, %s, %s, %s), telemetry_bloom_may_hold(%s, %s)",
+                           [bloom, *stored.bloom_hashes(trace_id), bloom, trace_id])
+            answers[trace_id] = cursor.fetchone()
+    assert all(has == may for has, may in answers.values())
+    assert all(answers[member][0] for member in members[:200])  # never a false "no"
+    assert sum(answers[stranger][0] for stranger in strangers) <= 500 * 0.01
 
 
-def test_a_trace_is_found_through_the_gin_index_and_only_its_chunks_are_unpacked(now):
+def test_a_trace_is_found_with_the_bloom_filters_and_only_its_chunks_are_unpacked(now):
     wanted = uuid.uuid4().hex
     for hour in range(2, 8):
         for domain in ("api", "db", "ws"):
@@ -74,14 +77,11 @@ def test_a_trace_is_found_through_the_gin_index_and_only_its_chunks_are_unpacked
     pack(now - timedelta(hours=10), now - timedelta(hours=1))
     window = stored.window(now - timedelta(hours=9), now)
 
-    for model, chunks, expected in ((StoredTraceEntry, "telemetry_trace_chunks", "db"),
-                                    (StoredLogEvent, "telemetry_log_chunks", "ws")):
+    for model, expected in ((StoredTraceEntry, "db"), (StoredLogEvent, "ws")):
         found = stored.rows(model).filter(window, stored.of_trace(wanted))
-        assert unpacked(analyzed(found)) == 1
-        # Without a window the trace's keys alone find the chunk: the GIN index answers them.
-        anywhere = analyzed(stored.rows(model).filter(stored.of_trace(wanted)))
-        assert unpacked(anywhere) == 1
-        assert any(name.startswith(chunks) and "trace_keys" in name for name in indexes_read(anywhere))
+        plan = analyzed(found)
+        assert unpacked(plan) == 1
+        assert "telemetry_bloom" not in json.dumps(plan)  # the check is inlined, not a function per chunk
         assert [(row.trace_id, row.domain) for row in found] == [(wanted, expected)]
 
 
