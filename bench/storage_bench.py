@@ -61,7 +61,7 @@ from telemetry.packing import (  # noqa: E402
 )
 from telemetry.partitions import PARTITIONED_TABLES  # noqa: E402
 from telemetry.retention import enforce_retention  # noqa: E402
-from telemetry.rollups import ROLLUP_VIEWS, refresh_rollups  # noqa: E402
+from telemetry.rollups import HOURLY_TABLE, refresh_rollups  # noqa: E402
 
 ALIAS = "storage_bench"
 SECONDS_PER_DAY = 86400
@@ -409,17 +409,18 @@ def run(days: int, scale: float, args) -> int:
             "latency buckets per hour, 7 d (hourly rollup)": (
                 "SELECT hour, bucket_counts FROM telemetry_trend_rollups_hourly WHERE metric_name = %s"
                 " AND hour >= %s", [str(Metric.HTTP_REQUEST_DURATION_SECONDS), today - timedelta(days=7)]),
-            "requests per day, 30 d (daily rollup)": (
-                "SELECT day, sum(total_count), sum(error_count) FROM telemetry_trend_rollups WHERE metric_name = %s"
+            "requests per day, 30 d (hourly rollup)": (
+                "SELECT date_trunc('day', hour, 'UTC') AS day, sum(total_count) FROM telemetry_trend_rollups_hourly"
+                " WHERE metric_name = %s"
                 " GROUP BY day ORDER BY day", [str(Metric.HTTP_REQUESTS_TOTAL)]),
         }
         durations = refresh_rollups(using=ALIAS)
         print("  first rollup refresh (every hour changed): " + _durations(durations))
-        cursor.execute("ANALYZE telemetry_trend_rollups_hourly; ANALYZE telemetry_trend_rollups")
+        cursor.execute("ANALYZE telemetry_trend_rollups_hourly")
         cursor.execute("SELECT sum(pg_total_relation_size(relname::regclass)) FROM unnest(%s::text[]) relname",
-                       [list(ROLLUP_VIEWS)])
+                       [[HOURLY_TABLE]])
         args.rollup_bytes = int(cursor.fetchone()[0])
-        print(f"  rollups (hourly table, daily view): {mib(args.rollup_bytes)}")
+        print(f"  rollups (hourly table): {mib(args.rollup_bytes)}")
         print("\n  command-center queries (median of 5):")
         for label, (sql, params) in queries.items():
             cursor.execute(sql, params)
@@ -532,13 +533,13 @@ def measure_tiers(now: datetime, tiered_day: datetime, per_day: dict[str, int], 
         print(f"    trace chunk day past the tier ({tiered_day:%Y-%m-%d}): {records:,} spans in {chunks} chunks, "
               f"{mib(tiered_size)} (full day {mib(per_day[TRACE_CHUNKS])}); "
               f"{tiered_size / max(records, 1):.1f} bytes/span")
-    rollups = args.rollup_bytes * 30 / args.days_filled  # as first refreshed; hourly + daily rows grow with days
+    rollups = args.rollup_bytes * 30 / args.days_filled  # as first refreshed; hourly rows grow with days
     sample_days = min(args.sample_days, 30)
     trace_days = min(args.sampled_trace_days, 30)
     projected = {
         TRACE_CHUNKS: trace_days * per_day[TRACE_CHUNKS] + (30 - trace_days) * tiered_size,
         "telemetry_metric_samples": sample_days * per_day["telemetry_metric_samples"],
-        "rollups (hourly table + daily view)": rollups,
+        "rollups (hourly table)": rollups,
         # Today's rows are packed hour by hour and autovacuum lets the partition reuse their space; it is
         # emptied (truncated) once the day is over. Its size at the end of a replayed day:
         f"{LOG_TABLE} (today, hot)": args.hot_end_of_day[LOG_TABLE],

@@ -1,6 +1,6 @@
 """Django models over the telemetry tables.
 
-The partitioned tables and the rollup views are created by raw SQL in the migrations
+The partitioned tables and the hourly rollup table are created by raw SQL in the migrations
 (`managed = False`); their primary keys include the partition column, as PostgreSQL requires.
 Writes go through `telemetry.storage`, never through ad-hoc inserts.
 """
@@ -158,34 +158,23 @@ class JobRun(models.Model):
         return f"{self.job} @ {self.started_at:%Y-%m-%d %H:%M:%S} ({'ok' if self.ok else 'failed'})"
 
 
-class _TrendRollupFields(models.Model):
+class HourlyTrendRollup(models.Model):
+    """Samples merged per hour: a table that `telemetry.rollups` recomputes hour by hour (migration 0003, slimmed
+    to the columns readers use by 0013); `bucket_counts` are the merged histogram buckets. Trends of 7 and 30
+    days read it (telemetry.queries.metrics)."""
+
+    pk = models.CompositePrimaryKey("hour", "metric_name", "scope", "labels", "bucket_bounds")
+    hour = models.DateTimeField()
     metric_name = models.TextField()
     scope = models.TextField()
-    route = models.TextField(null=True)
     labels = models.JSONField()
     bucket_bounds = ArrayField(models.FloatField())
     sample_count = models.BigIntegerField()
     first_ts = models.DateTimeField()
     last_ts = models.DateTimeField()
     total_count = models.BigIntegerField(null=True)
-    error_count = models.BigIntegerField()
     total_sum = models.FloatField(null=True)
-    max_value = models.FloatField(null=True)
-    last_value = models.FloatField(null=True)
-    avg_p95 = models.FloatField(null=True)
-    max_p95 = models.FloatField(null=True)
     bucket_counts = ArrayField(models.BigIntegerField(), null=True)
-
-    class Meta:
-        abstract = True
-
-
-class HourlyTrendRollup(_TrendRollupFields):
-    """Samples merged per hour: a table that `telemetry.rollups` recomputes hour by hour (migration 0003);
-    `bucket_counts` are the merged histogram buckets."""
-
-    pk = models.CompositePrimaryKey("hour", "metric_name", "scope", "labels", "bucket_bounds")
-    hour = models.DateTimeField()
 
     class Meta:
         managed = False
@@ -193,21 +182,6 @@ class HourlyTrendRollup(_TrendRollupFields):
 
     def __str__(self) -> str:
         return f"{self.metric_name} {self.labels} hour {self.hour:%Y-%m-%d %H:00}"
-
-
-class DailyTrendRollup(_TrendRollupFields):
-    """The hourly rollup merged per UTC day: a materialized view that `telemetry.rollups` refreshes after the
-    hourly table (migration 0003). No panel reads it: trends of 7 and 30 days read the hourly table."""
-
-    pk = models.CompositePrimaryKey("day", "metric_name", "scope", "labels", "bucket_bounds")
-    day = models.DateTimeField()
-
-    class Meta:
-        managed = False
-        db_table = "telemetry_trend_rollups"
-
-    def __str__(self) -> str:
-        return f"{self.metric_name} {self.labels} day {self.day:%Y-%m-%d}"
 
 
 class ServiceInstance(models.Model):

@@ -11,8 +11,8 @@ also drops the chunk partitions past the cutoff and rewrites the chunks straddli
 expired rows, in the same transaction. The chunk tables are not purge targets of their own.
 
 Two tiers keep some rows for less than the cap:
-- per-label minute samples live `TELEMETRY_SAMPLE_RETENTION_DAYS` (whole hours); the hourly rollup and
-  the daily view built from them keep their 30 days. Removing the samples must not wipe the rollup:
+- per-label minute samples live `TELEMETRY_SAMPLE_RETENTION_DAYS` (whole hours); the hourly rollup
+  built from them keeps its 30 days. Removing the samples must not wipe the rollup:
   the triggers of migration 0003 mark every hour a DELETE touches for recomputation, so the tier folds
   still-pending hours into the rollup first, then removes the samples and their marks in one transaction.
 - spans kept only because their trace was sampled (`kept_reason` 'p') live

@@ -1,8 +1,9 @@
-"""Trend rollups carrying merged histogram buckets: hourly (a table) and daily (a materialized view).
+"""The hourly trend rollup: a table of samples merged per hour, carrying merged histogram buckets.
 
 Triggers on `telemetry_metric_samples` note each hour whose samples changed; a refresh recomputes
-just those hours of the hourly table, then refreshes the daily view from it. Readers never wait:
-the hourly rows of an hour are replaced inside one transaction.
+just those hours of the table. Readers never wait: the rows of an hour are replaced inside one
+transaction. Trends of 7 and 30 days read it (telemetry.queries.metrics); there is no daily layer
+(migration 0013 dropped the daily materialized view nobody read: a day cannot answer 1 h or 3 h bins).
 
 Minute samples may be kept for fewer days than the rollups (`TELEMETRY_SAMPLE_RETENTION_DAYS`, the
 sample tier). An hour past that horizon that already has rollup rows is not recomputed (its samples are
@@ -21,25 +22,19 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from telemetry.contract import RETENTION_DAYS, Label
+from telemetry.contract import RETENTION_DAYS
 from telemetry.jobs import Job, job_run
+from telemetry.models import HourlyTrendRollup, MetricSample
 
-HOURLY_TABLE = "telemetry_trend_rollups_hourly"
-DAILY_VIEW = "telemetry_trend_rollups"
-ROLLUP_VIEWS = (HOURLY_TABLE, DAILY_VIEW)
+HOURLY_TABLE = HourlyTrendRollup._meta.db_table
 # Lets a full recompute (about 160 label sets x 720 hours at `heavy`) group in memory.
 REFRESH_WORK_MEM = "128MB"
 _LOCK_KEY = "telemetry.rollups"
 DIRTY_HOURS_TABLE = "telemetry_rollup_dirty_hours"
 
-# last_value: the value of the latest sample, through max() over [time, value] arrays (unlike an
-# ordered aggregate, this allows hash aggregation).
 _HOURLY_ROWS_SQL = f"""
-INSERT INTO {HOURLY_TABLE}
-SELECT hour, metric_name, scope, labels ->> '{Label.HTTP_ROUTE}', labels, bucket_bounds,
-       sample_count, first_ts, last_ts, total_count, error_count, total_sum, max_value, last_value,
-       avg_p95, max_p95, bucket_counts
-FROM (
+INSERT INTO {HOURLY_TABLE} (hour, metric_name, scope, labels, bucket_bounds, sample_count, first_ts, last_ts,
+                            total_count, total_sum, bucket_counts)
     SELECT date_trunc('hour', ts, 'UTC') AS hour,
            metric_name,
            scope,
@@ -49,29 +44,19 @@ FROM (
            min(ts) AS first_ts,
            max(ts) AS last_ts,
            sum(value_count)::bigint AS total_count,
-           coalesce(sum(value_count) FILTER (
-               WHERE left(labels ->> '{Label.HTTP_STATUS_CODE}', 1) = '5'), 0)::bigint AS error_count,
            sum(value_sum) AS total_sum,
-           max(value_sum) AS max_value,
-           (max(ARRAY[extract(epoch FROM ts)::float8, value_sum]))[2] AS last_value,
-           avg(value_p95) AS avg_p95,
-           max(value_p95) AS max_p95,
            telemetry_bucket_sum(bucket_counts) AS bucket_counts
-    FROM telemetry_metric_samples
+    FROM {MetricSample._meta.db_table}
     WHERE {{where}}
     GROUP BY 1, 2, 3, 4, 5
-) AS hours
 """
 
 
-def refresh_rollups(
-    concurrently: bool = True, using: str = "default", full: bool = False, now: datetime | None = None
-) -> dict[str, int]:
-    """Bring both rollups up to date and record the run; returns each one's refresh time in ms.
+def refresh_rollups(using: str = "default", full: bool = False, now: datetime | None = None) -> dict[str, int]:
+    """Bring the hourly rollup up to date and record the run; returns {table: refresh time in ms}.
 
     Only hours whose samples changed since the last refresh are recomputed, unless `full`. Hours past
     the sample tier's horizon (see `sample_tier_cutoff`) are never recomputed, not even by `full`.
-    `concurrently` keeps the daily view readable while it refreshes (it needs its unique index).
     """
     durations: dict[str, int] = {}
     horizon = sample_tier_cutoff(now)
@@ -96,11 +81,7 @@ def refresh_rollups(
         if horizon is not None:
             recompute_hours_without_rollup(cursor, before=horizon)
         durations[HOURLY_TABLE] = _elapsed_ms(started)
-        started = time.perf_counter()
-        cursor.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if concurrently else ''}{DAILY_VIEW}")
-        durations[DAILY_VIEW] = _elapsed_ms(started)
-        details.update(concurrently=concurrently, full=full, hours_recomputed=None if full else len(hours),
-                       duration_ms_by_view=durations)
+        details.update(full=full, hours_recomputed=None if full else len(hours), duration_ms_by_view=durations)
     return durations
 
 

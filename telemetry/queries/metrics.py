@@ -34,7 +34,7 @@ from telemetry.rollups import HOURLY_TABLE
 
 HOUR = timedelta(hours=1)
 # Samples of a minute can still be merged a little after the minute ends (ingest flush lag); hours this
-# close to a rollup refresh are read from the samples instead of the possibly incomplete view.
+# close to a rollup refresh are read from the samples instead of the possibly incomplete rollup table.
 ROLLUP_SAFETY = timedelta(minutes=5)
 BIN_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 GROUP_SEPARATOR = "\x1f"

@@ -62,7 +62,7 @@ def test_grouped_charts_compare_the_groups_they_show(admin_client):
     requests_at(minute - timedelta(days=1), 120, "/a")
     requests_at(minute - timedelta(days=1), 600, "/only-yesterday")
     # Per-label minutes older than the sample tier (1 day) are read from the hourly rollup, by the hour.
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
 
     end = minute + timedelta(minutes=10)  # whole minutes, so every bin is a whole minute
     window = {"from": (end - timedelta(hours=1)).isoformat(), "to": end.isoformat()}

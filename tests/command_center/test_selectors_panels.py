@@ -71,7 +71,7 @@ def test_histogram_trend_grouped_by_route_has_percentiles_in_ms(minute):
 def test_week_trend_reads_the_hourly_rollup_plus_the_samples_after_its_refresh():
     hour_ago_3 = timezone.now().replace(minute=10, second=0, microsecond=0) - timedelta(hours=3)
     MetricSampleFactory(ts=hour_ago_3, labels={}, value_count=3600, value_sum=3600.0)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     MetricSampleFactory(
         ts=hour_ago_3 + timedelta(minutes=1), labels={}, value_count=7, value_sum=7.0
     )  # too late

@@ -27,7 +27,7 @@ def test_vital_cards_show_yesterday_last_week_and_say_when_a_value_is_unusual(pa
     asgi_server.wait_until_warm()
     # The same hour on the 7 previous days: d req/s and d % errors on day d, pool at 10·d %.
     seed_week(baselines.hour_of(timezone.now()))
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     seed_metrics(minutes=10)  # now: 10 req/s (outside 1..7), 1 % 5xx and a pool at 35 % (inside their ranges)
     page.set_viewport_size({"width": 1400, "height": 900})
     open_command_center(page, "e2e-admin")

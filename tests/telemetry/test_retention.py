@@ -19,7 +19,6 @@ from telemetry.jobs import Job, last_run
 from telemetry.models import (
     ConnectionMetric,
     ConnectionSession,
-    DailyTrendRollup,
     HourlyTrendRollup,
     LogEvent,
     MetricSample,
@@ -92,9 +91,8 @@ def test_after_retention_no_row_is_older_than_30_days_and_no_younger_row_is_lost
     assert sorted(ConnectionSession.objects.values_list("started_at", flat=True)) == young
     assert sorted(ConnectionMetric.objects.values_list("ts", flat=True)) == young
     assert sorted(MetricSample.objects.values_list("ts", flat=True)) == sorted(young * 2)
-    for rollup in (HourlyTrendRollup, DailyTrendRollup):
-        assert sum(rollup.objects.values_list("sample_count", flat=True)) == 2 * len(young)
-        assert all(first_ts >= CUTOFF for first_ts in rollup.objects.values_list("first_ts", flat=True))
+    assert sum(HourlyTrendRollup.objects.values_list("sample_count", flat=True)) == 2 * len(young)
+    assert all(first_ts >= CUTOFF for first_ts in HourlyTrendRollup.objects.values_list("first_ts", flat=True))
     assert all(partition.end > CUTOFF for partition in day_partitions("telemetry_log_events"))
 
 

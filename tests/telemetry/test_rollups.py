@@ -1,4 +1,4 @@
-"""Trend rollups: merged buckets (never averaged percentiles), per hour and per day."""
+"""The hourly trend rollup: merged buckets (never averaged percentiles), counter totals and gauge sums per hour."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db import connection
 
 from telemetry.contract import Label, Metric
 from telemetry.jobs import Job, last_run
-from telemetry.models import DailyTrendRollup, HourlyTrendRollup
+from telemetry.models import HourlyTrendRollup
 from telemetry.rollups import refresh_rollups
 from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
 
@@ -34,7 +34,7 @@ def test_the_sql_bucket_sum_aggregate_adds_element_wise():
 
 
 @pytest.mark.django_db
-def test_histogram_buckets_of_an_hour_are_merged_and_a_day_merges_its_hours():
+def test_histogram_buckets_of_an_hour_are_merged():
     for minute, counts in ((0, _counts((1, 5), (3, 2))), (30, _counts((1, 1), (14, 4)))):
         MetricSampleFactory(histogram=True, ts=HOUR + timedelta(minutes=minute), labels=ROUTE_LABELS,
                             bucket_counts=counts, value_count=sum(counts), value_p95=0.1 + minute / 100)
@@ -46,10 +46,8 @@ def test_histogram_buckets_of_an_hour_are_merged_and_a_day_merges_its_hours():
     first_hour = HourlyTrendRollup.objects.get(hour=HOUR, metric_name=Metric.HTTP_REQUEST_DURATION_SECONDS)
     assert first_hour.bucket_counts == _counts((1, 6), (3, 2), (14, 4))
     assert first_hour.sample_count == 2 and first_hour.total_count == 12
-    assert first_hour.route == "/api/v1/guilds/{id}" and first_hour.max_p95 == pytest.approx(0.4)
-    day_total = sum(DailyTrendRollup.objects.filter(metric_name=Metric.HTTP_REQUEST_DURATION_SECONDS)
-                    .values_list("total_count", flat=True))
-    assert day_total == 22
+    second_hour = HourlyTrendRollup.objects.get(hour=HOUR + timedelta(hours=1))
+    assert second_hour.bucket_counts == _counts((2, 10)) and second_hour.total_count == 10
 
 
 @pytest.mark.django_db
@@ -65,20 +63,20 @@ def test_samples_with_different_bounds_are_never_summed_together():
 
 
 @pytest.mark.django_db
-def test_error_count_sums_5xx_requests_and_gauges_keep_their_last_value():
+def test_counters_total_their_label_sets_and_gauges_sum_their_minutes():
     for status, count in (("200", 90), ("503", 7), ("500", 3)):
         MetricSampleFactory(ts=HOUR, labels={**ROUTE_LABELS, Label.HTTP_STATUS_CODE.value: status},
                             value_count=count)
     for minute, value in ((1, 1500.0), (59, 1200.0), (2, 1900.0)):
         MetricSampleFactory(gauge=True, ts=HOUR + timedelta(minutes=minute), value_sum=value)
 
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
 
     requests = HourlyTrendRollup.objects.filter(hour=HOUR, metric_name=Metric.HTTP_REQUESTS_TOTAL)
-    assert sum(row.error_count for row in requests) == 10
     assert sum(row.total_count for row in requests) == 100
-    gauge = DailyTrendRollup.objects.get(metric_name=Metric.WS_CONNECTIONS_ACTIVE)
-    assert (gauge.last_value, gauge.max_value) == (1200.0, 1900.0)
+    gauge = HourlyTrendRollup.objects.get(metric_name=Metric.WS_CONNECTIONS_ACTIVE)
+    assert (gauge.total_sum, gauge.sample_count) == (4600.0, 3)
+    assert (gauge.first_ts, gauge.last_ts) == (HOUR + timedelta(minutes=1), HOUR + timedelta(minutes=59))
 
 
 @pytest.mark.django_db
@@ -86,7 +84,7 @@ def test_a_refresh_is_recorded_as_a_job_run():
     durations = refresh_rollups()
 
     run = last_run(Job.REFRESH_ROLLUPS)
-    assert run.ok and set(durations) == {"telemetry_trend_rollups_hourly", "telemetry_trend_rollups"}
+    assert run.ok and set(durations) == {"telemetry_trend_rollups_hourly"}
     assert run.details["duration_ms_by_view"] == durations
 
 
@@ -109,7 +107,7 @@ def test_a_full_refresh_gives_the_same_rollup_as_the_incremental_ones():
     for minute in range(0, 180, 7):
         MetricSampleFactory(histogram=True, ts=HOUR + timedelta(minutes=minute), labels=ROUTE_LABELS)
         refresh_rollups()
-    fields = ("hour", "labels", "sample_count", "total_count", "bucket_counts", "last_value")
+    fields = ("hour", "labels", "sample_count", "total_count", "total_sum", "bucket_counts", "last_ts")
     incremental = list(HourlyTrendRollup.objects.order_by("hour").values_list(*fields))
 
     refresh_rollups(full=True)

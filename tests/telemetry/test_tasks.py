@@ -80,7 +80,7 @@ def test_refresh_rollups_task_recomputes_changed_hours():
 
     durations = tasks.refresh_rollups.apply().get()
 
-    assert set(durations) == {"telemetry_trend_rollups_hourly", "telemetry_trend_rollups"}
+    assert set(durations) == {"telemetry_trend_rollups_hourly"}
     assert sum(HourlyTrendRollup.objects.values_list("total_count", flat=True)) == 11
     assert last_run(Job.REFRESH_ROLLUPS).details["hours_recomputed"] == 1
 

@@ -1,4 +1,4 @@
-"""`manage.py refresh_rollups`: bring the hourly and daily trend rollups up to date now."""
+"""`manage.py refresh_rollups`: bring the hourly trend rollup up to date now."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ from telemetry.rollups import refresh_rollups
 
 
 class Command(BaseCommand):
-    help = "Refresh the telemetry trend rollups (hourly, then daily)."
+    help = "Refresh the hourly telemetry trend rollup."
 
     def add_arguments(self, parser):
-        parser.add_argument("--blocking", action="store_true",
-                            help="refresh the daily view without CONCURRENTLY (faster, but readers wait)")
         parser.add_argument("--full", action="store_true",
                             help="recompute every hour, not only the changed ones (after a backfill)")
 
-    def handle(self, *args, blocking: bool, full: bool, **options):
+    def handle(self, *args, full: bool, **options):
         try:
-            durations = refresh_rollups(concurrently=not blocking, full=full)
+            durations = refresh_rollups(full=full)
         except DatabaseError as error:
             raise CommandError(f"rollup refresh failed: {str(error).strip().splitlines()[0]}") from None
-        for view, duration_ms in durations.items():
-            self.stdout.write(f"{view}: refreshed in {duration_ms} ms")
+        for table, duration_ms in durations.items():
+            self.stdout.write(f"{table}: refreshed in {duration_ms} ms")

@@ -69,7 +69,7 @@ def hour(now):
 
 def test_the_same_hour_on_each_of_the_last_seven_days_read_from_the_rollup_alone(now, hour):
     seed_week(hour)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     with connection.cursor() as cursor:  # only the rollup is left: the answer cannot come from raw rows
         cursor.execute("DELETE FROM telemetry_metric_samples")
         cursor.execute(f"DELETE FROM {MINUTES_TABLE}")
@@ -100,7 +100,7 @@ def test_days_without_data_are_left_out_of_the_range():
     hour = baselines.hour_of(timezone.now())
     seed_hour(hour - timedelta(days=2) + timedelta(minutes=5), 2)
     seed_hour(hour - timedelta(days=4) + timedelta(minutes=5), 4)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
 
     latency = baselines.compute(hour + timedelta(minutes=20))["latency_p95"]
 
@@ -144,7 +144,7 @@ def test_too_little_history_gives_no_verdict():
 def test_the_summary_cards_carry_their_baselines_judged_against_the_live_values(now, hour, monkeypatch):
     monkeypatch.setattr(overview, "process_started_at", lambda: timezone.now() - timedelta(hours=1))
     seed_week(hour)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     minute = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     # Now: 3000 requests in the 5 flushed minutes (10 req/s, outside 1..7), none failed; pool 6 of 20 (30 %).
     MetricSampleFactory(ts=minute, labels=route("200"), value_count=3000, value_sum=3000.0)

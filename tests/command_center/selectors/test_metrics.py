@@ -123,7 +123,7 @@ QUERIES = [
 def test_aggregates_from_the_minute_table_equal_those_from_the_samples(now, reference_sources, metric, options,
                                                                       hours):
     seed_mixed(now)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     start, end = now - timedelta(hours=hours, minutes=17), now
     new = metrics.aggregate(metric, start, end, **options)
     reference_sources()
@@ -172,7 +172,7 @@ def test_gauge_and_newest_sample_reads_equal_those_of_the_samples(now):
 
 def test_panels_equal_those_computed_from_the_samples(now, reference_sources, started_long_ago):
     seed_mixed(now)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     day_ago = now - timedelta(hours=24)
 
     def panels():
@@ -224,7 +224,7 @@ def forget_samples_older_than_a_day(now):
 
 def test_ranges_older_than_the_sample_horizon_read_the_minutes_and_the_rollup(now, settings):
     start, minutes = seed_old_and_new(now)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
 
     def answers():
         return {
@@ -255,7 +255,7 @@ def test_without_the_horizon_those_ranges_would_lose_the_old_per_label_minutes(n
     """The test above can fail: read from the samples alone, the deleted first minutes are missing."""
     settings.TELEMETRY_SAMPLE_RETENTION_DAYS = 30  # no horizon: the selectors trust the samples
     start, minutes = seed_old_and_new(now)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     forget_samples_older_than_a_day(now)
 
     routes = metrics.by_label(Metric.HTTP_REQUESTS_TOTAL, Label.HTTP_ROUTE, start, now)
@@ -268,7 +268,7 @@ def test_a_grouped_trend_counts_an_hour_older_than_the_horizon_in_its_first_bin(
     inside_first_hour = start.replace(second=0) + timedelta(minutes=1)
     assert inside_first_hour.hour == start.hour, "the `now` fixture keeps the window's start inside its hour"
     MetricSampleFactory(ts=inside_first_hour, labels=http("/a", "200"), value_count=120, value_sum=120.0)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     settings.TELEMETRY_SAMPLE_RETENTION_DAYS = 1
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM telemetry_metric_samples")

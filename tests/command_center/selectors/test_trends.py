@@ -30,7 +30,7 @@ def seed_routes(now, routes: int):
 def test_a_chart_grouped_by_label_equals_the_one_merging_every_group(monkeypatch, metric, routes):
     now = timezone.now()
     seed_routes(now, routes)
-    refresh_rollups(concurrently=False)
+    refresh_rollups()
     start = now - timedelta(hours=24)
     restricted = trends._shown_groups_match(metric, start, now, Label.HTTP_ROUTE)
     new = trends.trend(metric, start, now, group_by=Label.HTTP_ROUTE)
