@@ -6,7 +6,6 @@ link URLs/templates and unknown COMMAND_CENTER_* variables (typos) are reported 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -14,13 +13,8 @@ from django.conf import settings
 from django.core import checks
 
 from command_center.selectors.links import LINK_SETTINGS, REQUIRED_PLACEHOLDERS
-from telemetry.contract import (
-    DEFAULT_THRESHOLDS,
-    THRESHOLD_ENV_PREFIX,
-    FeatureFlag,
-    load_thresholds,
-    threshold_errors,
-)
+from command_center.thresholds import DEFAULT_THRESHOLDS, THRESHOLD_ENV_PREFIX, load_thresholds, threshold_errors
+from telemetry.contract import FeatureFlag
 
 CHECK_ID = "command_center"
 POSITIVE_INT_SETTINGS = ("COMMAND_CENTER_TRACE_SLOW_MS", "COMMAND_CENTER_DB_SLOW_MS")
@@ -117,4 +111,5 @@ def unknown_variable_messages(env: Mapping[str, str]) -> list[checks.CheckMessag
 
 @checks.register()
 def command_center_configuration(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    return [*threshold_messages(os.environ), *setting_messages(), *unknown_variable_messages(os.environ)]
+    variables = settings.COMMAND_CENTER_THRESHOLD_ENV
+    return [*threshold_messages(variables), *setting_messages(), *unknown_variable_messages(variables)]

@@ -31,8 +31,9 @@ from django.utils import timezone
 from command_center.models import HealthTransition
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.signals import health_changed
+from command_center.thresholds import Status, status_for, thresholds
 from telemetry import redis_client
-from telemetry.contract import Metric, Status, status_for
+from telemetry.contract import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,6 @@ def _worst(*states: State) -> State:
 
 
 def _threshold_state(value: float | None, key: str) -> State:
-    from command_center.selectors.config import thresholds
-
     if value is None:
         return State.HEALTHY
     return State.HEALTHY if status_for(value, thresholds()[key]) == Status.GREEN else State.DEGRADED
@@ -244,7 +243,6 @@ def probe_s3(now: datetime) -> tuple[State, str]:
 
 def probe_otel_pipeline(now: datetime) -> tuple[State, str]:
     from command_center.selectors import alerts
-    from command_center.selectors.config import thresholds
 
     failure_pct = alerts.otel_export_failure_pct(now - FRESH, now)
     dropped = alerts.dropped_spans(now - FRESH, now)

@@ -47,6 +47,7 @@ TICKING_TOPICS = (VITAL_SIGNS, VOICE_PULSE)
 
 ERROR_EVENTS_PER_SECOND = 20
 MAX_MESSAGE_CHARS = 2000  # the contract's limit for a stored log message
+# The fields of a vital_signs frame; command_center.selectors.overview.vital_signs() gives their values.
 VITAL_SIGN_KEYS = ("latency_p95", "traffic_rate", "error_rate", "saturation_pct")
 VOICE_PULSE_KEYS = ("active_sessions", "active_rooms", "join_success_rate_1h")
 

@@ -295,8 +295,12 @@ TELEMETRY_SAMPLED_TRACE_RETENTION_DAYS = env.int("TELEMETRY_SAMPLED_TRACE_RETENT
 TELEMETRY_PACK_AFTER_MINUTES = env.int("TELEMETRY_PACK_AFTER_MINUTES", default=60)
 
 # --- Command Center --------------------------------------------------------------------------------
-# Thresholds (COMMAND_CENTER_*_WARN/_CRIT) are read by telemetry.contract.load_thresholds from the
-# environment; these are the remaining Command Center settings.
+# Every COMMAND_CENTER_* variable as given, read once here: command_center.thresholds.thresholds() parses the
+# *_WARN/_CRIT ones (defaults for the rest), and the system check (command_center.checks) reports bad values
+# and unknown names (typos) at start-up. The settings below are the remaining Command Center settings.
+COMMAND_CENTER_THRESHOLD_ENV = {
+    name: value for name, value in env.ENVIRON.items() if name.startswith("COMMAND_CENTER_")
+}
 COMMAND_CENTER_TRACE_SLOW_MS = env.int("COMMAND_CENTER_TRACE_SLOW_MS", default=1000)
 COMMAND_CENTER_DB_SLOW_MS = env.int("COMMAND_CENTER_DB_SLOW_MS", default=100)
 COMMAND_CENTER_FEATURE_CLIENT_TELEMETRY = env.bool("COMMAND_CENTER_FEATURE_CLIENT_TELEMETRY", default=False)

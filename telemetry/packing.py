@@ -22,16 +22,17 @@ from django.db import OperationalError, connections, transaction
 from django.utils import timezone
 
 from telemetry.jobs import Job, job_run
+from telemetry.models import LogEvent, StoredLogEvent, StoredTraceEntry, TraceIndexEntry
 from telemetry.partitions import day_partitions, default_partition_name, lock_partitions
 
 logger = logging.getLogger(__name__)
 
-LOG_TABLE = "telemetry_log_events"
-TRACE_TABLE = "telemetry_trace_index"
+LOG_TABLE = LogEvent._meta.db_table
+TRACE_TABLE = TraceIndexEntry._meta.db_table
 LOG_CHUNKS = "telemetry_log_chunks"
 TRACE_CHUNKS = "telemetry_trace_chunks"
-LOG_VIEW = "telemetry_log_events_all"
-TRACE_VIEW = "telemetry_trace_index_all"
+LOG_VIEW = StoredLogEvent._meta.db_table
+TRACE_VIEW = StoredTraceEntry._meta.db_table
 # A chunk never spans more than this: readers widen a window's lower bound by it to find the chunks
 # that overlap the window by their `first_ts` (the chunk tables' partition key).
 CHUNK_SPAN = timedelta(hours=1)

@@ -13,8 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
+
+from telemetry.contract import RETENTION_DAYS
+from telemetry.models import MetricSample
 
 # Partitioned table -> the timestamptz column it is partitioned by.
 PARTITIONED_TABLES: Mapping[str, str] = {
@@ -124,6 +128,24 @@ def ensure_partitions(
                     _create_partition(cursor, connections[using].ops.quote_name, parent, day)
                     created.append(partition_name(parent, day))
     return created
+
+
+def ensure_kept_partitions(
+    now: datetime | None = None,
+    days_back: int = DEFAULT_DAYS_BACK,
+    days_ahead: int = DEFAULT_DAYS_AHEAD,
+    using: str = "default",
+) -> list[str]:
+    """The partition policy, for the beat job and `manage.py ensure_partitions` alike: `ensure_partitions` of
+    every table, but none for per-label minute samples older than their tier
+    (`settings.TELEMETRY_SAMPLE_RETENTION_DAYS`), which retention would drop again within the hour (late
+    samples for those days land in the default partition, which it empties)."""
+    samples = MetricSample._meta.db_table
+    sample_days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
+    samples_back = min(days_back, sample_days) if sample_days < RETENTION_DAYS else days_back
+    others = [table for table in PARTITIONED_TABLES if table != samples]
+    return (ensure_partitions(now, days_back, days_ahead, using, tables=others)
+            + ensure_partitions(now, samples_back, days_ahead, using, tables=[samples]))
 
 
 def _create_partition(cursor, quote, parent: str, day: date) -> None:

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from telemetry import histograms
 from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Kind
+from telemetry.models import ConnectionMetric, ConnectionSession, LogEvent, TraceIndexEntry
 from telemetry.voice import voice_alias
 
 _ID_NAMESPACE = uuid.UUID("5b0e7f43-6f1e-4f69-9d0c-4b1c7c2d8a10")
@@ -43,14 +44,14 @@ def deterministic_uuid(*parts: str) -> uuid.UUID:
 
 def insert_log_events(rows: Iterable[Mapping[str, Any]], using: str = "default") -> int:
     """Insert curated log rows; rows whose (id, ts) exist already are skipped. Returns rows inserted."""
-    return _insert("telemetry_log_events", LOG_EVENT_COLUMNS, rows, using, defaults={"attrs": {}})
+    return _insert(LogEvent._meta.db_table, LOG_EVENT_COLUMNS, rows, using, defaults={"attrs": {}})
 
 
 def insert_trace_rows(rows: Iterable[Mapping[str, Any]], using: str = "default") -> int:
     """Insert trace index rows (id = deterministic_uuid(trace_id, span_id)); duplicates are skipped.
 
     `kept_reason` (telemetry.ingest.traces.KeptReason) may be left out: such rows are kept the full 30 days."""
-    return _insert("telemetry_trace_index", TRACE_COLUMNS, rows, using, defaults={"kept_reason": None})
+    return _insert(TraceIndexEntry._meta.db_table, TRACE_COLUMNS, rows, using, defaults={"kept_reason": None})
 
 
 def insert_voice_sessions(rows: Iterable[Mapping[str, Any]], using: str | None = None) -> int:
@@ -59,14 +60,14 @@ def insert_voice_sessions(rows: Iterable[Mapping[str, Any]], using: str | None =
     Works whatever unique key the platform's table has (ours: (started_at, id); the platform's: id)."""
     using = using or voice_alias()
     rows = list(rows)
-    inserted = _insert("connection_sessions", VOICE_SESSION_COLUMNS, rows, using,
+    inserted = _insert(ConnectionSession._meta.db_table, VOICE_SESSION_COLUMNS, rows, using,
                        defaults={"ended_at": None, "outcome": None})
     ended = [[row["ended_at"], row.get("outcome"), row["id"], row["started_at"]]
              for row in rows if row.get("ended_at") is not None]
     if ended:
         with connections[using].cursor() as cursor:
             cursor.executemany(
-                "UPDATE connection_sessions SET ended_at = %s, outcome = %s"
+                f"UPDATE {ConnectionSession._meta.db_table} SET ended_at = %s, outcome = %s"
                 " WHERE id = %s AND started_at = %s AND ended_at IS NULL",
                 ended,
             )
@@ -74,7 +75,7 @@ def insert_voice_sessions(rows: Iterable[Mapping[str, Any]], using: str | None =
 
 
 def insert_voice_metrics(rows: Iterable[Mapping[str, Any]], using: str | None = None) -> int:
-    return _insert("connection_metrics", VOICE_METRIC_COLUMNS, rows, using or voice_alias())
+    return _insert(ConnectionMetric._meta.db_table, VOICE_METRIC_COLUMNS, rows, using or voice_alias())
 
 
 def touch_series(metric_name: str, labels: Mapping[str, str], seen_at: datetime, using: str = "default") -> None:

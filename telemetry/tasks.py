@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from telemetry import packing, partitions, retention, rollups
-from telemetry.contract import RETENTION_DAYS
 from telemetry.jobs import Job, job_run
 
 
 @shared_task(name="telemetry.tasks.ensure_partitions")
 def ensure_partitions() -> list[str]:
-    """Daily partitions ahead and behind; none for minute samples past their tier, which retention would drop
-    again within the hour (late samples for those days land in the default partition, which it empties)."""
-    samples = retention.ROLLUP_SOURCE_TABLE
+    """Daily partitions ahead and behind, by the policy of `partitions.ensure_kept_partitions`."""
     with job_run(Job.ENSURE_PARTITIONS) as details:
-        others = [table for table in partitions.PARTITIONED_TABLES if table != samples]
-        sample_days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
-        sample_days_back = sample_days if sample_days < RETENTION_DAYS else partitions.DEFAULT_DAYS_BACK
-        details["created"] = (partitions.ensure_partitions(tables=others)
-                              + partitions.ensure_partitions(tables=[samples], days_back=sample_days_back))
+        details["created"] = partitions.ensure_kept_partitions()
     return details["created"]
 
 

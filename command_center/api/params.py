@@ -15,23 +15,15 @@ from typing import Any
 
 from django.http import QueryDict
 
-from command_center.selectors.config import enabled_metrics
+from command_center.selectors.config import PAGE_MAX, RANGES, enabled_metrics
 from command_center.selectors.pagination import Cursor, InvalidCursor
 from command_center.selectors.traces import LOG_MARGIN_SECONDS, MAX_LOG_MARGIN_SECONDS
 from telemetry.contract import CATALOGUE, RETENTION_DAYS
 from telemetry.fingerprints import FINGERPRINT_HEX
 
-RANGES: Mapping[str, timedelta] = {
-    "1h": timedelta(hours=1),
-    "6h": timedelta(hours=6),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-    "30d": timedelta(days=30),
-}
 MAX_RANGE = timedelta(days=RETENTION_DAYS)
 # A little slack so "from = now - 30d" computed by a browser a moment ago is still inside retention.
 RETENTION_SLACK = timedelta(minutes=5)
-PAGE_MAX = 100
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 

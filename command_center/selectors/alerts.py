@@ -14,8 +14,8 @@ from typing import Any
 from django.utils import timezone
 
 from command_center.selectors import metrics, red, voice
-from command_center.selectors.config import thresholds
-from telemetry.contract import Metric, Status, status_for
+from command_center.thresholds import Status, status_for, thresholds
+from telemetry.contract import Metric
 
 FIVE_MINUTES = timedelta(minutes=5)
 GAUGE_FRESHNESS = timedelta(minutes=5)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 
-from telemetry.contract import CATALOGUE, RETENTION_DAYS, FeatureFlag, Threshold, load_thresholds
+from command_center.thresholds import thresholds
+from telemetry.contract import CATALOGUE, RETENTION_DAYS, FeatureFlag
 
 # Seconds between refreshes of each panel (design section 9.2); a section is stale after twice this.
 REFRESH_SECONDS = {
@@ -23,18 +25,18 @@ REFRESH_SECONDS = {
 }
 EXPORT_MAX_ROWS = 10_000
 PAGE_MAX = 100
-
-
-def thresholds() -> dict[str, Threshold]:
-    """The effective thresholds (defaults overridden by COMMAND_CENTER_* environment variables).
-
-    A bad value is reported by the system check at start-up (command_center.checks).
-    """
-    return load_thresholds(os.environ)
+# The preset ranges of the page and the API's `range` parameter.
+RANGES: Mapping[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 
 
 def feature_flags() -> dict[str, bool]:
-    return {flag.value: bool(getattr(settings, flag.env_var, False)) for flag in FeatureFlag}
+    return {flag.value: flag.enabled for flag in FeatureFlag}
 
 
 def enabled_metrics() -> frozenset[str]:
@@ -72,7 +74,7 @@ def config() -> dict[str, Any]:
             }
             for spec in CATALOGUE.values()
         ],
-        "ranges": ["1h", "6h", "24h", "7d", "30d"],
+        "ranges": list(RANGES),
         "retention_days": RETENTION_DAYS,
         "limits": {
             "page_max": PAGE_MAX,

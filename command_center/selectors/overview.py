@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from command_center import probes
+from command_center.push import VITAL_SIGN_KEYS
 from command_center.selectors import alerts, baselines, metrics, red
 from command_center.selectors.caching import cache_get, cache_set
 from command_center.selectors.config import REFRESH_SECONDS
@@ -25,7 +26,6 @@ CACHE_KEY = "summary:v1"
 CACHE_SECONDS = REFRESH_SECONDS["summary"]
 SPARKLINE = timedelta(hours=1)
 MINUTE = 60
-VITAL_SIGNS = ("latency_p95", "traffic_rate", "error_rate", "saturation_pct")
 WAITING_KEY = "_waiting_for_first_data"  # cached with the summary, never shown
 
 
@@ -237,4 +237,4 @@ def vital_signs() -> dict[str, float | None]:
     """The four vital-sign values pushed every 5 s: latency_p95 (ms), traffic_rate (req/s), error_rate (%),
     saturation_pct (%); None while collecting or without data."""
     cards = summary()["vital_signs"]
-    return {name: cards[name]["value"] for name in VITAL_SIGNS}
+    return {name: cards[name]["value"] for name in VITAL_SIGN_KEYS}

@@ -28,10 +28,11 @@ from django.db import connections
 from django.utils import timezone
 
 from command_center.selectors import metrics
-from command_center.selectors.config import REFRESH_SECONDS, thresholds
+from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import SAMPLE, freshness, newest, sample_freshness
+from command_center.thresholds import VOICE_HEALTH_WEIGHTS, status_for, thresholds, voice_health_score
 from kaiku_ops.db_routers import read_alias
-from telemetry.contract import VOICE_HEALTH_WEIGHTS, Label, Metric, status_for, voice_health_score
+from telemetry.contract import Label, Metric
 from telemetry.voice import voice_alias
 
 GAUGE_FRESHNESS = timedelta(minutes=5)

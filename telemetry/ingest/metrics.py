@@ -12,7 +12,6 @@ import math
 import uuid
 from collections.abc import Collection, Iterable
 
-from django.conf import settings
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
@@ -47,7 +46,7 @@ class _Refused(Exception):
 
 
 def enabled_flags() -> frozenset[FeatureFlag]:
-    return frozenset(flag for flag in FeatureFlag if getattr(settings, flag.env_var, False))
+    return frozenset(flag for flag in FeatureFlag if flag.enabled)
 
 
 def metric_points(

@@ -6,18 +6,16 @@ from hypothesis import strategies as st
 
 from telemetry.contract import (
     CATALOGUE,
-    DEFAULT_THRESHOLDS,
     FORBIDDEN_KEY_PREFIXES,
     FORBIDDEN_KEYS,
     LOG_ATTR_ALLOWLIST,
     OVERFLOW_LABELS,
     FeatureFlag,
+    GoldenSignal,
     Kind,
     Label,
     LogLevel,
     Metric,
-    Signal,
-    Status,
     allowed_labels,
     canonical_error_type,
     canonical_log_domain,
@@ -25,12 +23,8 @@ from telemetry.contract import (
     forbidden_drop_count,
     is_forbidden,
     level_for_severity,
-    load_thresholds,
     normalize_route,
     normalize_status_code,
-    status_for,
-    threshold_errors,
-    voice_health_score,
 )
 
 # --- catalogue (section 3) -------------------------------------------------------------------------------
@@ -44,9 +38,9 @@ def test_catalogue_has_every_metric_once_keyed_by_its_name():
 
 def test_catalogue_rows_match_the_contract_table():
     http = CATALOGUE["kaiku_http_request_duration_seconds"]
-    assert (http.kind, http.signal) == (Kind.HISTOGRAM, Signal.LATENCY)
+    assert (http.kind, http.signal) == (Kind.HISTOGRAM, GoldenSignal.LATENCY)
     assert http.labels == (Label.HTTP_ROUTE, Label.HTTP_METHOD, Label.HTTP_STATUS_CODE)
-    assert CATALOGUE["kaiku_otel_dropped_spans_total"].signal == Signal.SATURATION
+    assert CATALOGUE["kaiku_otel_dropped_spans_total"].signal == GoldenSignal.SATURATION
     assert CATALOGUE["kaiku_voice_sessions_ended_total"].outcomes == ("normal", "crash")
     assert CATALOGUE["kaiku_db_pool_connections_max"].labels == ()
 
@@ -302,140 +296,3 @@ def test_log_attrs_keep_the_allowlist_normalised_and_scrubbed():
         "error.type": "other",
         "code.function": "guilds.views.detail",
     }
-
-
-# --- thresholds and the Voice Health Score (section 10) --------------------------------------------------
-
-
-def test_defaults_follow_the_contract_table():
-    assert set(DEFAULT_THRESHOLDS) == {
-        "api_latency_p95_ms",
-        "api_error_rate_pct",
-        "db_pool_pct",
-        "db_query_p95_ms",
-        "voice_join_success_pct",
-        "voice_packet_loss_p95_pct",
-        "voice_jitter_p95_ms",
-        "voice_crash_rate_pct",
-        "otel_export_failure_pct",
-        "otel_dropped_spans",
-        "memory_pct",
-    }
-    latency = DEFAULT_THRESHOLDS["api_latency_p95_ms"]
-    assert (latency.warn, latency.crit, latency.higher_is_worse) == (200, 1000, True)
-    assert latency.env_crit == "COMMAND_CENTER_API_LATENCY_P95_CRIT_MS"
-    join = DEFAULT_THRESHOLDS["voice_join_success_pct"]
-    assert (join.warn, join.crit, join.higher_is_worse) == (95, 80, False)
-    assert DEFAULT_THRESHOLDS["otel_dropped_spans"].env_warn == "COMMAND_CENTER_OTEL_DROPPED_SPANS_WARN"
-    assert threshold_errors(DEFAULT_THRESHOLDS) == []
-
-
-def test_load_thresholds_reads_command_center_variables():
-    thresholds = load_thresholds(
-        {
-            "COMMAND_CENTER_API_LATENCY_P95_WARN_MS": "300",
-            "COMMAND_CENTER_MEMORY_CRIT_PCT": " 95.5 ",
-            "COMMAND_CENTER_DB_POOL_WARN_PCT": "",
-        }
-    )
-    assert thresholds["api_latency_p95_ms"].warn == 300
-    assert thresholds["api_latency_p95_ms"].crit == 1000
-    assert thresholds["memory_pct"].crit == 95.5
-    assert thresholds["db_pool_pct"].warn == 70
-    assert load_thresholds({}) == dict(DEFAULT_THRESHOLDS)
-
-
-@pytest.mark.parametrize("bad", ["fast", "1e999", "nan", "-5", "10%"])
-def test_a_bad_threshold_number_names_its_variable(bad):
-    with pytest.raises(ValueError, match="COMMAND_CENTER_VOICE_JITTER_P95_CRIT_MS"):
-        load_thresholds({"COMMAND_CENTER_VOICE_JITTER_P95_CRIT_MS": bad})
-
-
-def test_threshold_errors_report_a_warn_not_on_the_green_side_of_its_crit():
-    thresholds = load_thresholds(
-        {
-            "COMMAND_CENTER_API_ERROR_RATE_WARN_PCT": "5",
-            "COMMAND_CENTER_VOICE_JOIN_SUCCESS_WARN_PCT": "70",
-            "COMMAND_CENTER_DB_POOL_WARN_PCT": "69",
-        }
-    )
-    assert threshold_errors(thresholds) == [
-        "COMMAND_CENTER_API_ERROR_RATE_WARN_PCT=5 must be lower than COMMAND_CENTER_API_ERROR_RATE_CRIT_PCT=5"
-        " (API error rate (5xx))",
-        "COMMAND_CENTER_VOICE_JOIN_SUCCESS_WARN_PCT=70 must be higher than"
-        " COMMAND_CENTER_VOICE_JOIN_SUCCESS_CRIT_PCT=80 (Voice join success)",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "status"),
-    [
-        ("api_latency_p95_ms", 199.9, Status.GREEN),
-        ("api_latency_p95_ms", 200, Status.YELLOW),
-        ("api_latency_p95_ms", 1000, Status.YELLOW),
-        ("api_latency_p95_ms", 1000.1, Status.RED),
-        ("otel_dropped_spans", 0, Status.GREEN),
-        ("otel_dropped_spans", 1, Status.YELLOW),
-        ("otel_dropped_spans", 100, Status.YELLOW),
-        ("otel_dropped_spans", 101, Status.RED),
-        ("voice_join_success_pct", 95.1, Status.GREEN),
-        ("voice_join_success_pct", 95, Status.YELLOW),
-        ("voice_join_success_pct", 80, Status.YELLOW),
-        ("voice_join_success_pct", 79.9, Status.RED),
-    ],
-)
-def test_status_edges(key, value, status):
-    assert status_for(value, DEFAULT_THRESHOLDS[key]) == status
-
-
-@pytest.mark.parametrize("value", [None, float("nan"), "12"])
-def test_status_of_a_non_number_is_a_clear_error(value):
-    with pytest.raises(ValueError, match="api_latency_p95_ms"):
-        status_for(value, DEFAULT_THRESHOLDS["api_latency_p95_ms"])
-
-
-@pytest.mark.parametrize(
-    ("inputs", "score"),
-    [
-        ((99.0, 0.5, 10, 0.0), 100.0),  # all at or better than green
-        ((95.0, 2.0, 30, 1.0), 100.0),  # exactly on the green edges
-        ((80.0, 5.0, 100, 5.0), 0.0),  # exactly on the red edges
-        ((87.5, 3.5, 65, 3.0), 50.0),  # every signal half-way: 40*.5 + 30*.5 + 20*.5 + 10*.5
-        ((92.0, 1.0, 100, 0.0), 40 * 0.8 + 30 + 0 + 10),  # join (92-80)/15 = 0.8, jitter at red
-        ((50.0, 4.0, 44, 2.0), 0 + 30 / 3 + 20 * 0.8 + 10 * 0.75),  # = 33.5
-    ],
-)
-def test_voice_health_score_hand_computed(inputs, score):
-    result, components = voice_health_score(*inputs, DEFAULT_THRESHOLDS)
-    assert result == pytest.approx(score)
-    assert set(components) == {
-        "voice_join_success_pct",
-        "voice_packet_loss_p95_pct",
-        "voice_jitter_p95_ms",
-        "voice_crash_rate_pct",
-    }
-
-
-def test_voice_health_score_components_are_the_per_signal_fractions():
-    _, components = voice_health_score(92.0, 1.0, 100, 3.0, DEFAULT_THRESHOLDS)
-    assert components == pytest.approx(
-        {
-            "voice_join_success_pct": 0.8,
-            "voice_packet_loss_p95_pct": 1.0,
-            "voice_jitter_p95_ms": 0.0,
-            "voice_crash_rate_pct": 0.5,
-        }
-    )
-
-
-def test_voice_health_score_without_data_rescales_or_is_none():
-    score, components = voice_health_score(87.5, None, None, None, DEFAULT_THRESHOLDS)
-    assert score == pytest.approx(50.0)
-    assert components == {"voice_join_success_pct": 0.5}
-    assert voice_health_score(None, None, None, None, DEFAULT_THRESHOLDS) == (None, {})
-
-
-def test_voice_health_score_uses_the_configured_thresholds():
-    thresholds = load_thresholds({"COMMAND_CENTER_VOICE_JITTER_P95_CRIT_MS": "200"})
-    score, _ = voice_health_score(100.0, 0.0, 115, 0.0, thresholds)
-    assert score == pytest.approx(40 + 30 + 20 * 0.5 + 10)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from telemetry.jobs import Job, last_run
 from telemetry.models import LogEvent, MetricSample
 from telemetry.packing import LOG_VIEW, pack_due
+from telemetry.partitions import day_partitions
 from tests.factories import LogEventFactory, MetricSampleFactory
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
@@ -124,3 +125,16 @@ def test_refresh_rollups_and_ensure_partitions_commands_report_what_they_did():
     assert "telemetry_trend_rollups_hourly: refreshed in" in out.getvalue()
     assert "created 0 partitions" in out.getvalue()
     assert last_run(Job.ENSURE_PARTITIONS).details == {"created": []}
+
+
+@pytest.mark.django_db
+@override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=3)
+def test_ensure_partitions_command_follows_the_beat_jobs_policy_for_the_sample_tier():
+    call_command("purge_telemetry", "--noinput", stdout=StringIO())  # drops the sample partitions made 31 days back
+    out = StringIO()
+
+    call_command("ensure_partitions", stdout=out)
+
+    assert "telemetry_metric_samples_" not in out.getvalue()
+    assert min(p.day for p in day_partitions("telemetry_metric_samples")) >= timezone.now().date() - timedelta(days=3)
+    assert min(p.day for p in day_partitions("telemetry_log_events")) <= timezone.now().date() - timedelta(days=30)

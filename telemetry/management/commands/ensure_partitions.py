@@ -1,4 +1,5 @@
-"""`manage.py ensure_partitions`: create the daily partitions around today (run before a backfill)."""
+"""`manage.py ensure_partitions`: create the daily partitions around today (run before a backfill), by the same
+policy as the beat job (`telemetry.partitions.ensure_kept_partitions`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from telemetry.jobs import Job, job_run
-from telemetry.partitions import DEFAULT_DAYS_AHEAD, DEFAULT_DAYS_BACK, ensure_partitions
+from telemetry.partitions import DEFAULT_DAYS_AHEAD, DEFAULT_DAYS_BACK, ensure_kept_partitions
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
             raise CommandError(f"--days-back must be 0-{DEFAULT_DAYS_BACK} and --days-ahead 0-30")
         try:
             with job_run(Job.ENSURE_PARTITIONS) as details:
-                created = ensure_partitions(days_back=days_back, days_ahead=days_ahead)
+                created = ensure_kept_partitions(days_back=days_back, days_ahead=days_ahead)
                 details["created"] = created
         except DatabaseError as error:
             raise CommandError(f"creating partitions failed: {str(error).strip().splitlines()[0]}") from None

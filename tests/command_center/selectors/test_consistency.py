@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from command_center import probes, push
 from command_center.selectors import alerts, metrics, voice
-from command_center.selectors.config import thresholds
-from telemetry.contract import Label, Metric, Status, status_for
+from command_center.thresholds import Status, status_for, thresholds
+from telemetry.contract import Label, Metric
 from telemetry.ingest import buffer, cardinality
 from telemetry.ingest.pipeline import ingest
 from telemetry.otlp import Signal
