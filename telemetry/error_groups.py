@@ -11,7 +11,12 @@ and minute), so two transactions touching the same groups queue instead of deadl
 earliest first_seen and latest last_seen whatever order requests arrive in; its example (event, message,
 trace id) is the newest occurrence's, and it lists the first MAX_ROUTES routes it touched.
 
-Retention (telemetry.retention) deletes minute rows older than 30 days and groups last seen before that.
+Each minute is also added to its UTC hour (`telemetry_error_group_hours`, migration 0015) in the same statement,
+so an hour row is always the sum of its minute rows: readers (telemetry.queries.error_groups) take whole hours of
+a window from it and only the ragged edges from the minutes.
+
+Retention (telemetry.retention) deletes minute and hour rows older than 30 days and groups last seen before
+that; the hour holding the cutoff is then rebuilt from its remaining minutes (`refill_cutoff_hour`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 
 from telemetry.fingerprints import Fingerprint, Source, span_message
 from telemetry.ingest.text import MemoCache
@@ -30,6 +35,7 @@ from telemetry.storage import TRACE_COLUMNS
 
 GROUPS_TABLE = "telemetry_error_groups"
 MINUTES_TABLE = "telemetry_error_group_minutes"
+HOURS_TABLE = "telemetry_error_group_hours"
 MAX_ROUTES = 10
 _fingerprints = MemoCache[tuple[str, str, str, str], Fingerprint](max_entries=4096)
 
@@ -101,7 +107,7 @@ def span_occurrences(rows: Iterable[Sequence[Any]], inserted_ids: Iterable[Any],
 
 
 def record(occurrences: Iterable[Occurrence], using: str = "default") -> int:
-    """Count `occurrences` into their groups and minutes, in the caller's transaction; returns the groups
+    """Count `occurrences` into their groups, minutes and hours, in the caller's transaction; returns the groups
     touched."""
     pending: dict[int, _Pending] = {}
     for occurrence in occurrences:
@@ -164,8 +170,30 @@ ON CONFLICT (fingerprint) DO UPDATE SET
                              GROUP BY route ORDER BY min(n) LIMIT %(max_routes)s) END
 """
 
+# One statement for minutes and hours (one round trip). Two requests adding to the same minute or hour rows share
+# its group, whose row the group upsert has locked first: they queue there, never deadlock here.
 _UPSERT_MINUTES = f"""
-INSERT INTO {MINUTES_TABLE} AS stored (ts, fingerprint, count)
-SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::integer[])
-ON CONFLICT (fingerprint, ts) DO UPDATE SET count = stored.count + EXCLUDED.count
+WITH added (ts, fingerprint, count) AS (SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::integer[])),
+minutes AS (
+    INSERT INTO {MINUTES_TABLE} AS stored (ts, fingerprint, count) SELECT ts, fingerprint, count FROM added
+    ON CONFLICT (fingerprint, ts) DO UPDATE SET count = stored.count + EXCLUDED.count
+)
+INSERT INTO {HOURS_TABLE} AS stored (hour, fingerprint, count)
+SELECT date_trunc('hour', ts, 'UTC'), fingerprint, sum(count)::integer FROM added GROUP BY 2, 1 ORDER BY 2, 1
+ON CONFLICT (fingerprint, hour) DO UPDATE SET count = stored.count + EXCLUDED.count
 """
+
+
+def refill_cutoff_hour(cutoff: datetime, using: str = "default") -> int:
+    """Rebuild the hour rows of the hour holding `cutoff` from its minutes at or after it (retention has just
+    deleted the minutes before the cutoff and the hour rows starting before it). Returns the rows written."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {HOURS_TABLE} AS stored (hour, fingerprint, count)
+                SELECT date_trunc('hour', ts, 'UTC'), fingerprint, sum(count)::integer FROM {MINUTES_TABLE}
+                WHERE ts >= %s AND ts < date_trunc('hour', %s::timestamptz, 'UTC') + interval '1 hour'
+                GROUP BY 2, 1 ORDER BY 2, 1
+                ON CONFLICT (fingerprint, hour) DO UPDATE SET count = EXCLUDED.count""",
+            [cutoff, cutoff],
+        )
+        return cursor.rowcount

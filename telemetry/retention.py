@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from telemetry import minutes, span_aggregates
+from telemetry import error_groups, minutes, span_aggregates
 from telemetry.contract import RETENTION_DAYS
 from telemetry.ingest import streams
 from telemetry.ingest.traces import KeptReason
@@ -64,9 +64,11 @@ UNPARTITIONED_TABLES: Mapping[str, str] = {
     "telemetry_job_runs": "started_at",
     PENDING_TABLE: "minute",
     "telemetry_service_instances": "last_seen",
-    # Error groups (telemetry.error_groups): minute counts by minute, a group once it is last seen past the cap.
-    "telemetry_error_group_minutes": "ts",
-    "telemetry_error_groups": "last_seen",
+    # Error groups (telemetry.error_groups): minute counts by minute, hour counts by hour (the hour holding the
+    # cutoff is then rebuilt from its minutes), a group once it is last seen past the cap.
+    error_groups.MINUTES_TABLE: "ts",
+    error_groups.HOURS_TABLE: "hour",
+    error_groups.GROUPS_TABLE: "last_seen",
 }
 # Hot table -> how its packed rows are stored; purging the hot table purges its chunks too.
 PACKED_TABLES: Mapping[str, PackedShape] = {LOGS.hot_table: LOGS, TRACES.hot_table: TRACES}
@@ -189,6 +191,9 @@ def enforce_retention(
             if PENDING_TABLE in selected:
                 step = streams.STREAMS_TABLE
                 report.tables.append(_expire_stream_states(now, dry_run=False, using=using))
+            if error_groups.HOURS_TABLE in selected:
+                step = error_groups.HOURS_TABLE
+                error_groups.refill_cutoff_hour(cutoff, using=using)  # its minutes after the cutoff stay
             if span_aggregates.HOURS_TABLE in selected:
                 step = span_aggregates.HOURS_TABLE
                 span_aggregates.refill_cutoff_hour(cutoff, using=using)  # its minutes after the cutoff stay

@@ -1,5 +1,5 @@
-"""Error groups counted at ingest: ERROR logs and failed spans into one row per group and minute, exact under
-re-delivery and under two receivers at once, and gone with the 30-day retention."""
+"""Error groups counted at ingest: ERROR logs and failed spans into one row per group and minute (and per hour,
+their sums), exact under re-delivery and under two receivers at once, and gone with the 30-day retention."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tests.telemetry.ingest.otlp_builders import (
 NOW = datetime.now(UTC).replace(second=30, microsecond=0) - timedelta(minutes=5)
 MINUTE = NOW.replace(second=0)
 POOL = Fingerprint.of(Source.LOG, "vc-server", "db.pool", "pool exhausted (<n> waiting)")
-GROUP_TABLES = (error_groups.MINUTES_TABLE, error_groups.GROUPS_TABLE)
+GROUP_TABLES = (error_groups.MINUTES_TABLE, error_groups.HOURS_TABLE, error_groups.GROUPS_TABLE)
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +56,20 @@ def minute_counts() -> dict[tuple[int, datetime], int]:
         return {(fingerprint, ts): count for fingerprint, ts, count in cursor.fetchall()}
 
 
+def hour_counts() -> dict[tuple[int, datetime], int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT fingerprint, hour, count FROM {error_groups.HOURS_TABLE}")
+        return {(fingerprint, hour): count for fingerprint, hour, count in cursor.fetchall()}
+
+
+def summed_by_hour(minutes: dict[tuple[int, datetime], int]) -> dict[tuple[int, datetime], int]:
+    hours: dict[tuple[int, datetime], int] = {}
+    for (fingerprint, minute), count in minutes.items():
+        key = (fingerprint, minute.replace(minute=0))
+        hours[key] = hours.get(key, 0) + count
+    return hours
+
+
 @pytest.mark.django_db
 def test_error_logs_differing_only_in_numbers_count_into_one_group_per_minute():
     request = logs_request(
@@ -69,6 +83,7 @@ def test_error_logs_differing_only_in_numbers_count_into_one_group_per_minute():
 
     refresh = Fingerprint.of(Source.LOG, "vc-server", "auth.refresh", "token refresh failed")
     assert minute_counts() == {(POOL.as_int, MINUTE): 3, (refresh.as_int, MINUTE + timedelta(minutes=1)): 1}
+    assert hour_counts() == summed_by_hour(minute_counts())  # the same statement adds each minute to its hour
     pool = groups()[POOL.as_int]
     assert pool["source"] == "log" and pool["service"] == "vc-server"
     assert (pool["event_template"], pool["message_template"]) == ("db.pool", "pool exhausted (<n> waiting)")
@@ -87,6 +102,7 @@ def test_a_re_sent_batch_counts_nothing_twice_and_a_later_batch_adds_to_the_minu
     assert minute_counts() == {(POOL.as_int, MINUTE): 2}
     ingest(Signal.LOGS, logs_request(pool_error(1, 10), pool_error(3, 30)), now=NOW + timedelta(minutes=1))
     assert minute_counts() == {(POOL.as_int, MINUTE): 3}  # only the new record counted
+    assert hour_counts() == {(POOL.as_int, MINUTE.replace(minute=0)): 3}
 
 
 @pytest.mark.django_db
@@ -170,6 +186,7 @@ def test_two_receivers_at_once_count_exactly(committed_groups):
     second.join(10)
     assert not failures
     assert minute_counts() == {(POOL.as_int, MINUTE): 8}
+    assert hour_counts() == {(POOL.as_int, MINUTE.replace(minute=0)): 8}
 
 
 @pytest.mark.django_db
@@ -185,5 +202,30 @@ def test_retention_removes_minutes_and_groups_past_the_cap_exactly():
     report = enforce_retention(now=now, tables=list(GROUP_TABLES))
     assert minute_counts() == {(POOL.as_int, cutoff): 1}
     assert set(groups()) == {POOL.as_int}  # last seen at the cutoff: kept
+    # Both groups' rows of the hour holding the cutoff are deleted, then POOL's is rebuilt from its minute left.
     assert {table.table: table.rows_deleted for table in report.tables} == {
-        error_groups.MINUTES_TABLE: 2, error_groups.GROUPS_TABLE: 1}
+        error_groups.MINUTES_TABLE: 2, error_groups.HOURS_TABLE: 2, error_groups.GROUPS_TABLE: 1}
+    assert hour_counts() == {(POOL.as_int, cutoff.replace(minute=0)): 1}
+
+
+@pytest.mark.django_db
+def test_retention_keeps_hour_counts_exact_to_the_cutoff():
+    """The hour holding the cutoff keeps only its minutes at or after the cutoff; a window starting on that hour
+    counts what the minute rows left give, though it reads the hour row."""
+    from telemetry.queries.error_groups import groups_in_window
+
+    now = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
+    cutoff = now - timedelta(days=30)  # 12:30, 30 days before: its hour starts at 12:00
+    hour = cutoff.replace(minute=0)
+    error_groups.record([error_groups.Occurrence(POOL, moment, "db.pool", "pool exhausted (1 waiting)") for moment in (
+        hour - timedelta(minutes=1), hour + timedelta(minutes=10), cutoff - timedelta(seconds=1), cutoff,
+        cutoff + timedelta(minutes=15), hour + timedelta(hours=1, minutes=5))])
+    assert hour_counts() == {(POOL.as_int, hour - timedelta(hours=1)): 1, (POOL.as_int, hour): 4,
+                             (POOL.as_int, hour + timedelta(hours=1)): 1}
+
+    report = enforce_retention(now=now, tables=list(GROUP_TABLES))
+
+    assert hour_counts() == {(POOL.as_int, hour): 2, (POOL.as_int, hour + timedelta(hours=1)): 1}
+    assert hour_counts() == summed_by_hour(minute_counts())
+    assert [group.count for group in groups_in_window(hour, hour + timedelta(hours=2))] == [3]
+    assert {table.table: table.rows_deleted for table in report.tables}[error_groups.HOURS_TABLE] == 2  # then 1 back
