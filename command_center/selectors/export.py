@@ -22,22 +22,12 @@ from command_center.selectors.config import EXPORT_MAX_ROWS
 from command_center.selectors.logs import filtered_logs
 from command_center.selectors.pagination import newest_first_slices
 from command_center.selectors.traces import filtered_traces
-from kaiku_ops.db_routers import read_alias
-from telemetry.models import MetricSample
+from telemetry.queries import samples
 
 COLUMNS = {
     "logs": ("ts", "level", "service", "domain", "event", "message", "trace_id", "span_id"),
     "traces": ("ts", "trace_id", "span_name", "domain", "route", "status_code", "duration_ms", "service"),
-    "metrics": (
-        "ts",
-        "metric_name",
-        "labels",
-        "value_count",
-        "value_sum",
-        "value_p50",
-        "value_p95",
-        "value_p99",
-    ),
+    "metrics": samples.EXPORT_FIELDS,
 }
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 500
@@ -79,8 +69,7 @@ def export_truncated(kind: str, start: datetime, end: datetime, filters: dict[st
     slice newest first as the export reads them, so it costs about what the export's own reading does and
     never holds a row."""
     if kind == "metrics":
-        beyond = _metric_samples(start, end, filters).order_by().values_list("ts")
-        return bool(list(beyond[EXPORT_MAX_ROWS:EXPORT_MAX_ROWS + 1]))
+        return samples.more_than(start, end, filters.get("metric"), EXPORT_MAX_ROWS)
     queryset = _stored_queryset(kind, start, end, filters)
     remaining = EXPORT_MAX_ROWS + 1
     for in_slice in newest_first_slices(start, end):
@@ -94,19 +83,11 @@ def _rows(kind: str, start: datetime, end: datetime, filters: dict[str, Any]) ->
     columns = COLUMNS[kind]
     if kind in ("logs", "traces"):
         return _stored_rows(_stored_queryset(kind, start, end, filters), columns, start, end)
-    rows = _metric_samples(start, end, filters).order_by("-ts", "metric_name")
-    return rows.values_list(*columns)[:EXPORT_MAX_ROWS].iterator(chunk_size=CHUNK_ROWS * 2)
+    return samples.export_rows(start, end, filters.get("metric"), EXPORT_MAX_ROWS, CHUNK_ROWS * 2)
 
 
 def _stored_queryset(kind: str, start: datetime, end: datetime, filters: dict[str, Any]):
     return (filtered_logs if kind == "logs" else filtered_traces)(start, end, **filters)
-
-
-def _metric_samples(start: datetime, end: datetime, filters: dict[str, Any]):
-    rows = MetricSample.objects.using(read_alias()).filter(ts__gte=start, ts__lt=end)
-    if filters.get("metric"):
-        rows = rows.filter(metric_name=filters["metric"])
-    return rows
 
 
 def _primed(rows: Iterator[tuple]) -> Iterator[tuple]:
