@@ -24,16 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections
 from django.utils import timezone
 
 from command_center.selectors import metrics
 from command_center.selectors.config import REFRESH_SECONDS
 from command_center.selectors.freshness import SAMPLE, freshness, newest, sample_freshness
 from command_center.thresholds import VOICE_HEALTH_WEIGHTS, status_for, thresholds, voice_health_score
-from kaiku_ops.db_routers import read_alias
 from telemetry.contract import Label, Metric
-from telemetry.voice import voice_alias
+from telemetry.queries import voice as voice_queries
 
 GAUGE_FRESHNESS = timedelta(minutes=5)
 QUALITY_WINDOW = timedelta(hours=1)
@@ -42,12 +40,6 @@ QUALITY_NAMES = ("poor", "fair", "good", "excellent")  # connection_metrics.qual
 HEADLINE_WINDOW = timedelta(hours=1)
 DAY_WINDOW = timedelta(hours=24)
 LATEST_MINUTE_LABEL = "latest minute"
-
-
-def _voice_read_alias() -> str:
-    # Our own copies of the voice tables follow the dashboard read routing; the platform's do not.
-    alias = voice_alias()
-    return read_alias() if alias == "default" else alias
 
 
 # --- shares of a counter's outcomes: join success, crash rate ----------------------------------------------
@@ -268,14 +260,7 @@ def participants_per_room(now: datetime | None = None) -> dict[str, Any]:
 
 def quality_p95(start: datetime, end: datetime) -> dict[str, float | None]:
     """p95 of packet loss (%) and jitter (ms) over the raw connection_metrics rows of the window."""
-    with connections[_voice_read_alias()].cursor() as cursor:
-        cursor.execute(
-            """SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY packet_loss),
-                      percentile_cont(0.95) WITHIN GROUP (ORDER BY jitter_ms), max(ts)
-               FROM connection_metrics WHERE ts >= %s AND ts < %s""",
-            [start, end],
-        )
-        loss, jitter, last_ts = cursor.fetchone()
+    loss, jitter, last_ts = voice_queries.quality_p95(start, end)
     return {"packet_loss_p95_pct": loss, "jitter_p95_ms": jitter, "last_ts": last_ts}
 
 
@@ -362,18 +347,7 @@ def voice_summary(now: datetime | None = None) -> dict[str, Any]:
 
 def voice_quality(start: datetime, end: datetime, step_seconds: int) -> dict[str, Any]:
     """Per-step p50/p95 of packet loss, jitter and latency and quality-score counts (connection_metrics)."""
-    with connections[_voice_read_alias()].cursor() as cursor:
-        cursor.execute(
-            f"""SELECT date_bin(make_interval(secs => %s::double precision), ts, %s) AS bin,
-                       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY packet_loss),
-                       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY jitter_ms),
-                       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms),
-                       {", ".join(f"count(*) FILTER (WHERE quality = {q})" for q in range(4))}, max(ts)
-                FROM connection_metrics WHERE ts >= %s AND ts < %s
-                GROUP BY 1""",
-            [step_seconds, metrics.BIN_ORIGIN, start, end],
-        )
-        rows = {row[0]: row for row in cursor.fetchall()}
+    rows = voice_queries.quality_bins(start, end, step_seconds, metrics.BIN_ORIGIN)
     timestamps = metrics.bins(start, end, step_seconds)
     series: dict[str, dict[str, list]] = {
         name: {"p50": [], "p95": []} for name in ("packet_loss_pct", "jitter_ms", "latency_ms")
@@ -400,10 +374,6 @@ def voice_quality(start: datetime, end: datetime, step_seconds: int) -> dict[str
 
 # --- the worst sessions of a window (issue 16, part 4) ---------------------------------------------------------
 
-# sort key → connection_metrics column; a session is ranked by its own p95 of that column over the window.
-WORST_MEASURES = {"packet_loss": "packet_loss", "jitter": "jitter_ms", "latency": "latency_ms"}
-
-
 def worst_sessions(start: datetime, end: datetime, step_seconds: int, sort: str = "packet_loss", limit: int = 10,
                    now: datetime | None = None) -> dict[str, Any]:
     """The `limit` sessions of [start, end) with the highest p95 of `sort` over their own rows in the window.
@@ -415,42 +385,9 @@ def worst_sessions(start: datetime, end: datetime, step_seconds: int, sort: str 
     `unknown` without a session row) and duration (to now while ongoing). The contract forbids linking a session
     to a user: the session's random uuid is all that identifies it, and nothing else is read.
     """
-    column = WORST_MEASURES[sort]
     now = now or timezone.now()
-    with connections[_voice_read_alias()].cursor() as cursor:
-        cursor.execute(
-            f"""SELECT session_id,
-                       percentile_cont(0.95) WITHIN GROUP (ORDER BY packet_loss),
-                       percentile_cont(0.95) WITHIN GROUP (ORDER BY jitter_ms),
-                       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
-                       min(quality), count(*), min(ts), max(ts),
-                       percentile_cont(0.95) WITHIN GROUP (ORDER BY {column}) AS ranked
-                FROM connection_metrics WHERE ts >= %s AND ts < %s
-                GROUP BY session_id
-                ORDER BY ranked DESC NULLS LAST, session_id
-                LIMIT %s""",
-            [start, end, limit],
-        )
-        ranked = cursor.fetchall()
-        ids = [row[0] for row in ranked]
-        timelines: dict[Any, list] = {session_id: [] for session_id in ids}
-        sessions: dict[Any, tuple] = {}
-        if ids:
-            cursor.execute(
-                """SELECT session_id, date_bin(make_interval(secs => %s::double precision), ts, %s),
-                          avg(packet_loss), avg(jitter_ms)::float8, avg(latency_ms)::float8, min(quality)
-                   FROM connection_metrics WHERE ts >= %s AND ts < %s AND session_id = ANY(%s::uuid[])
-                   GROUP BY 1, 2 ORDER BY 1, 2""",
-                [step_seconds, metrics.BIN_ORIGIN, start, end, ids],
-            )
-            for session_id, bin_start, loss, jitter, latency, quality in cursor.fetchall():
-                timelines[session_id].append((bin_start, loss, jitter, latency, quality))
-            cursor.execute(
-                """SELECT DISTINCT ON (id) id, started_at, ended_at, outcome FROM connection_sessions
-                   WHERE id = ANY(%s::uuid[]) AND started_at < %s ORDER BY id, started_at DESC""",
-                [ids, end],
-            )
-            sessions = {row[0]: row[1:] for row in cursor.fetchall()}
+    ranked, timelines, sessions = voice_queries.worst_sessions(start, end, step_seconds, metrics.BIN_ORIGIN, sort,
+                                                               limit)
     items = []
     for session_id, loss, jitter, latency, quality, samples, first_ts, last_ts, _ in ranked:
         started_at, ended_at, outcome = sessions.get(session_id, (None, None, None))
