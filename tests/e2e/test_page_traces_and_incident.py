@@ -73,6 +73,7 @@ def test_the_traces_tab_still_lists_individual_spans_on_request(page):
     make_user("e2e-admin", superuser=True)
     seed_trace()
     open_command_center(page, "e2e-admin", "?tab=traces")
+    expect(page.locator("#cc-traces-table tbody tr.cc-trace-row")).to_have_count(2)  # loaded: the form is synced
     page.locator("#cc-trace-filters select[name=view]").select_option("spans")
     page.locator("#cc-trace-filters").get_by_role("button", name="Apply").click()
     expect(page).to_have_url(re.compile("traces_view=spans"))

@@ -97,7 +97,9 @@ class ListView {
     for (const link of this.panel.querySelectorAll(`[data-export=${this.name}]`)) {
       link.href = this.exportHref(link.dataset.format);
     }
+    const generation = (this.generation = (this.generation ?? 0) + 1);
     const body = await this.api.get(this.apiPath(), { ...this.params(), limit: PAGE_SIZE });
+    if (generation !== this.generation) return; // a newer refresh (other filters, another view) owns the list
     this.errorNote.hidden = true;
     this.rowCount = 0;
     replaceChildren(this.tbody);

@@ -109,7 +109,7 @@ export class TraceRows {
   logsSection(logs, cell, trace) {
     const input = el("input", { type: "number", name: "margin", min: 0, max: MAX_MARGIN_SECONDS, step: 1,
       value: logs.margin_seconds, class: "cc-margin-input", "aria-label": "Margin around the trace, in seconds" });
-    const form = el("form", { class: "cc-filters cc-margin-form",
+    const form = el("form", { class: "cc-margin-form",
       onsubmit: (event) => {
         event.preventDefault();
         if (!form.reportValidity()) return;
