@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from command_center.api.params import ENDPOINTS, Kind, Param
+from command_center.api.params import ENDPOINTS, Param, ParamKind
 
 API_PREFIX = "/api/admin/observability/"
 ERROR_SCHEMA = {
@@ -22,15 +22,15 @@ ERROR_SCHEMA = {
 
 
 def _schema(param: Param) -> dict[str, Any]:
-    if param.kind == Kind.ENUM:
+    if param.kind == ParamKind.ENUM:
         schema: dict[str, Any] = {"type": "string", "enum": list(param.choices)}
-    elif param.kind == Kind.INT:
+    elif param.kind == ParamKind.INT:
         schema = {"type": "integer", "minimum": param.minimum, "maximum": param.maximum}
-    elif param.kind == Kind.DATETIME:
+    elif param.kind == ParamKind.DATETIME:
         schema = {"type": "string", "format": "date-time"}
-    elif param.kind == Kind.TRACE_ID:
+    elif param.kind == ParamKind.TRACE_ID:
         schema = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
-    elif param.kind == Kind.GROUP:
+    elif param.kind == ParamKind.GROUP:
         schema = {"type": "string", "pattern": "^[0-9a-f]{16}$"}
     else:
         schema = {"type": "string", "maxLength": param.max_length}

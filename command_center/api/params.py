@@ -27,7 +27,7 @@ RETENTION_SLACK = timedelta(minutes=5)
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-class Kind(StrEnum):
+class ParamKind(StrEnum):
     ENUM = "enum"
     INT = "int"
     DATETIME = "datetime"
@@ -42,7 +42,7 @@ class Kind(StrEnum):
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: Kind
+    kind: ParamKind
     description: str
     choices: tuple[str, ...] = ()
     default: Any = None
@@ -78,7 +78,7 @@ class InvalidParameters(ValueError):
 
 
 @dataclass(frozen=True)
-class TimeWindow:
+class QueryWindow:
     start: datetime
     end: datetime
     range_key: str | None  # "24h" etc., None for an explicit from/to
@@ -92,60 +92,60 @@ def _range_params(default: str) -> tuple[Param, ...]:
     return (
         Param(
             "range",
-            Kind.ENUM,
+            ParamKind.ENUM,
             f"Window ending now (default {default}); excludes from/to.",
             choices=tuple(RANGES),
         ),
-        Param("from", Kind.DATETIME, "Window start, ISO 8601 (alternative to range; within 30 days)."),
-        Param("to", Kind.DATETIME, "Window end, ISO 8601 (default now)."),
+        Param("from", ParamKind.DATETIME, "Window start, ISO 8601 (alternative to range; within 30 days)."),
+        Param("to", ParamKind.DATETIME, "Window end, ISO 8601 (default now)."),
     )
 
 
 def _limit(default: int) -> Param:
     return Param(
-        "limit", Kind.INT, f"Rows to return, 1–{PAGE_MAX}.", default=default, minimum=1, maximum=PAGE_MAX
+        "limit", ParamKind.INT, f"Rows to return, 1–{PAGE_MAX}.", default=default, minimum=1, maximum=PAGE_MAX
     )
 
 
-CURSOR = Param("cursor", Kind.CURSOR, "next_cursor of the previous page (opaque).")
+CURSOR = Param("cursor", ParamKind.CURSOR, "next_cursor of the previous page (opaque).")
 LOG_FILTERS = (
-    Param("level", Kind.ENUM, "Severity.", choices=("WARN", "ERROR")),
+    Param("level", ParamKind.ENUM, "Severity.", choices=("WARN", "ERROR")),
     Param(
         "domain",
-        Kind.TEXT,
+        ParamKind.TEXT,
         "Exact domain (auth, chat, voice, ws, db, admin, crypto, telemetry, other).",
         max_length=64,
     ),
-    Param("service", Kind.TEXT, "Exact service name (service.name).", max_length=128),
+    Param("service", ParamKind.TEXT, "Exact service name (service.name).", max_length=128),
     Param(
         "search",
-        Kind.TEXT,
+        ParamKind.TEXT,
         "Case-insensitive text contained in the event name or the message.",
         max_length=200,
     ),
-    Param("trace_id", Kind.TRACE_ID, "Logs of one trace (32 lower-case hex characters)."),
-    Param("group", Kind.GROUP, "ERROR logs of one error group (its 16-hex-digit key; see error-groups)."),
+    Param("trace_id", ParamKind.TRACE_ID, "Logs of one trace (32 lower-case hex characters)."),
+    Param("group", ParamKind.GROUP, "ERROR logs of one error group (its 16-hex-digit key; see error-groups)."),
 )
 TRACE_FILTERS = (
     Param(
         "status",
-        Kind.ENUM,
+        ParamKind.ENUM,
         "error: status >= 500 or ERROR; slow: at or above the slow threshold.",
         choices=("all", "error", "slow"),
         default="all",
     ),
-    Param("domain", Kind.TEXT, "Exact domain (api, db, voice, ...).", max_length=64),
-    Param("route", Kind.TEXT, "Exact parameterised route.", max_length=200),
-    Param("duration_min", Kind.INT, "Minimum duration in ms.", minimum=0, maximum=86_400_000),
-    Param("trace_id", Kind.TRACE_ID, "One trace (32 lower-case hex characters)."),
+    Param("domain", ParamKind.TEXT, "Exact domain (api, db, voice, ...).", max_length=64),
+    Param("route", ParamKind.TEXT, "Exact parameterised route.", max_length=200),
+    Param("duration_min", ParamKind.INT, "Minimum duration in ms.", minimum=0, maximum=86_400_000),
+    Param("trace_id", ParamKind.TRACE_ID, "One trace (32 lower-case hex characters)."),
 )
 COMPARE = Param(
     "compare",
-    Kind.ENUM,
+    ParamKind.ENUM,
     "Also return the same window 1 day (yesterday) or 7 days (last_week) earlier, aligned on the same timestamps.",
     choices=("yesterday", "last_week"),
 )
-METRIC_REQUIRED = Param("metric", Kind.METRIC, "A catalogue metric name (see config).", required=True)
+METRIC_REQUIRED = Param("metric", ParamKind.METRIC, "A catalogue metric name (see config).", required=True)
 
 ENDPOINTS: Mapping[str, Endpoint] = {
     endpoint.name: endpoint
@@ -158,7 +158,7 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             (
                 METRIC_REQUIRED,
                 *_range_params("24h"),
-                Param("group_by", Kind.LABEL, "One of the metric's labels: one series per value (top 10)."),
+                Param("group_by", ParamKind.LABEL, "One of the metric's labels: one series per value (top 10)."),
                 COMPARE,
             ),
             default_range="24h",
@@ -170,7 +170,7 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "Routes ranked by p95 latency or error count.",
             (
                 *_range_params("24h"),
-                Param("sort", Kind.ENUM, "Ranking.", choices=("latency", "errors"), default="latency"),
+                Param("sort", ParamKind.ENUM, "Ranking.", choices=("latency", "errors"), default="latency"),
                 _limit(10),
             ),
             default_range="24h",
@@ -190,10 +190,10 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "Error groups of the window (ERROR logs and failed spans by fingerprint): new first, then most errors.",
             (
                 *_range_params("24h"),
-                Param("service", Kind.TEXT, "Exact service name (service.name).", max_length=128),
-                Param("new", Kind.ENUM, "only: only groups first seen in 24 h or after their service's latest "
+                Param("service", ParamKind.TEXT, "Exact service name (service.name).", max_length=128),
+                Param("new", ParamKind.ENUM, "only: only groups first seen in 24 h or after their service's latest "
                       "deploy.", choices=("only",)),
-                Param("search", Kind.TEXT, "Case-insensitive text in the event, message or their templates.",
+                Param("search", ParamKind.TEXT, "Case-insensitive text in the event, message or their templates.",
                       max_length=200),
                 _limit(20),
             ),
@@ -222,12 +222,12 @@ ENDPOINTS: Mapping[str, Endpoint] = {
                 *_range_params("1h"),
                 Param(
                     "sort",
-                    Kind.ENUM,
+                    ParamKind.ENUM,
                     "Rank by the session's p95 of this measure.",
                     choices=("packet_loss", "jitter", "latency"),
                     default="packet_loss",
                 ),
-                Param("limit", Kind.INT, "Sessions to return, 1–50.", default=10, minimum=1, maximum=50),
+                Param("limit", ParamKind.INT, "Sessions to return, 1–50.", default=10, minimum=1, maximum=50),
             ),
             default_range="1h",
             cache_seconds=10,
@@ -264,10 +264,10 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "The kept spans of one trace as a waterfall (offsets, durations, nesting) and its logs from margin "
             "seconds before its first span to margin seconds after its end.",
             (
-                Param("trace_id", Kind.TRACE_ID, "The trace (32 lower-case hex characters).", required=True),
+                Param("trace_id", ParamKind.TRACE_ID, "The trace (32 lower-case hex characters).", required=True),
                 Param(
                     "margin",
-                    Kind.INT,
+                    ParamKind.INT,
                     f"Seconds of logs around the trace's time window, 0–{MAX_LOG_MARGIN_SECONDS}.",
                     default=LOG_MARGIN_SECONDS,
                     minimum=0,
@@ -283,10 +283,10 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "Streamed CSV/JSON download of logs, traces or metric samples (<= 10,000 rows).",
             (
                 Param(
-                    "type", Kind.ENUM, "What to export.", choices=("logs", "traces", "metrics"), required=True
+                    "type", ParamKind.ENUM, "What to export.", choices=("logs", "traces", "metrics"), required=True
                 ),
-                Param("format", Kind.ENUM, "File format.", choices=("csv", "json"), default="csv"),
-                Param("metric", Kind.METRIC, "type=metrics: only this metric."),
+                Param("format", ParamKind.ENUM, "File format.", choices=("csv", "json"), default="csv"),
+                Param("metric", ParamKind.METRIC, "type=metrics: only this metric."),
                 *{param.name: param for param in (*LOG_FILTERS, *TRACE_FILTERS)}.values(),
                 *_range_params("24h"),
             ),
@@ -300,7 +300,7 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             "their baselines, health transitions, error groups, failing and slowest routes, deploys, example "
             "traces and the log export (<= 10,000 rows). zip: report.json + report.md + logs.csv.",
             (
-                Param("format", Kind.ENUM, "File format.", choices=("zip", "json", "markdown"), default="zip"),
+                Param("format", ParamKind.ENUM, "File format.", choices=("zip", "json", "markdown"), default="zip"),
                 *_range_params("1h"),
             ),
             default_range="1h",
@@ -354,11 +354,11 @@ def to_utc(value: datetime) -> datetime:
 
 
 def _convert(param: Param, text: str) -> Any:
-    if param.kind == Kind.ENUM:
+    if param.kind == ParamKind.ENUM:
         if text not in param.choices:
             raise ValueError(f"must be one of {', '.join(param.choices)}")
         return text
-    if param.kind == Kind.INT:
+    if param.kind == ParamKind.INT:
         if not re.fullmatch(r"[+-]?\d{1,12}", text.strip()):
             raise ValueError("must be an integer")
         number = int(text)
@@ -367,25 +367,25 @@ def _convert(param: Param, text: str) -> Any:
         ):
             raise ValueError(f"must be between {param.minimum} and {param.maximum}")
         return number
-    if param.kind == Kind.DATETIME:
+    if param.kind == ParamKind.DATETIME:
         return parse_datetime(text)
-    if param.kind == Kind.METRIC:
+    if param.kind == ParamKind.METRIC:
         if text not in CATALOGUE:
             raise ValueError("unknown metric (see the config endpoint's catalogue)")
         if text not in enabled_metrics():
             flag = CATALOGUE[text].flag
             raise ValueError(f"metric needs the {flag.env_var if flag else 'feature'} feature flag")
         return text
-    if param.kind == Kind.CURSOR:
+    if param.kind == ParamKind.CURSOR:
         try:
             return Cursor.decode(text)
         except InvalidCursor as error:
             raise ValueError(str(error)) from None
-    if param.kind == Kind.TRACE_ID:
+    if param.kind == ParamKind.TRACE_ID:
         if not TRACE_ID.fullmatch(text):
             raise ValueError("must be 32 lower-case hex characters")
         return text
-    if param.kind == Kind.GROUP:
+    if param.kind == ParamKind.GROUP:
         if not FINGERPRINT_HEX.fullmatch(text):
             raise ValueError("must be 16 lower-case hex characters (an error group's key)")
         return text
@@ -400,7 +400,7 @@ def parse(endpoint: Endpoint, query: QueryDict, now: datetime) -> dict[str, Any]
     """The validated parameters of one request; raises InvalidParameters naming every bad one.
 
     Absent optional parameters map to their default (None when they have none). Endpoints with a
-    time window also get `window`, a TimeWindow.
+    time window also get `window`, a QueryWindow.
     """
     known = {param.name: param for param in endpoint.params}
     errors = {name: "unknown parameter" for name in query if name not in known}
@@ -456,7 +456,7 @@ def _floor(moment: datetime, seconds: int) -> datetime:
 
 def resolve_window(
     values: Mapping[str, Any], default_range: str, now: datetime, quantum_seconds: int = 0
-) -> TimeWindow:
+) -> QueryWindow:
     """The window of a request; one ending now ends on a multiple of `quantum_seconds` (if > 0)."""
     range_key, start, end = values.get("range"), values.get("from"), values.get("to")
     if range_key is not None and (start is not None or end is not None):
@@ -464,7 +464,7 @@ def resolve_window(
     end = min(end, now) if end is not None else _floor(now, quantum_seconds)
     if start is None:
         key = range_key or default_range
-        return TimeWindow(end - RANGES[key], end, key if values.get("to") is None else None)
+        return QueryWindow(end - RANGES[key], end, key if values.get("to") is None else None)
     errors = {}
     if start >= end:
         errors["from"] = "must be earlier than to (and than now)"
@@ -474,4 +474,4 @@ def resolve_window(
         errors["from"] = f"outside the {RETENTION_DAYS}-day retention"
     if errors:
         raise InvalidParameters(errors)
-    return TimeWindow(start, end, None)
+    return QueryWindow(start, end, None)

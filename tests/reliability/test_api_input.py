@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from command_center.api.params import ENDPOINTS, Kind
+from command_center.api.params import ENDPOINTS, ParamKind
 from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 SLOWEST_ANSWER_S = 1.0
@@ -126,7 +126,7 @@ def assert_clean_answer(response, seconds: float, endpoint_name: str, param_name
         assert param_name in detail and detail[param_name], (endpoint_name, param_name, detail)
 
 
-def endpoint_params(kinds: set[Kind] | None = None):
+def endpoint_params(kinds: set[ParamKind] | None = None):
     for endpoint in ENDPOINTS.values():
         for param in endpoint.params:
             if kinds is None or param.kind in kinds:
@@ -159,7 +159,7 @@ def test_hostile_values_in_every_parameter_are_data_or_a_clear_400(admin_client,
             response, seconds = timed_get(admin_client, path, query)
 
             assert_clean_answer(response, seconds, endpoint_name, param.name)
-            if response.status_code == 200 and value in SQL_INJECTIONS and param.kind == Kind.TEXT:
+            if response.status_code == 200 and value in SQL_INJECTIONS and param.kind == ParamKind.TEXT:
                 assert rows_of(response) == [], (endpoint_name, param.name, value)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM telemetry_log_events")
@@ -178,8 +178,8 @@ def test_oversized_values_are_refused_with_400(admin_client, endpoint_name):
         assert_clean_answer(response, seconds, endpoint_name, param.name)
 
 
-CURSOR_ENDPOINTS = sorted({endpoint.name for endpoint, _ in endpoint_params({Kind.CURSOR})})
-WINDOW_ENDPOINTS = sorted({endpoint.name for endpoint, _ in endpoint_params({Kind.DATETIME})})
+CURSOR_ENDPOINTS = sorted({endpoint.name for endpoint, _ in endpoint_params({ParamKind.CURSOR})})
+WINDOW_ENDPOINTS = sorted({endpoint.name for endpoint, _ in endpoint_params({ParamKind.DATETIME})})
 
 
 @pytest.mark.parametrize("endpoint_name", CURSOR_ENDPOINTS)
