@@ -58,3 +58,16 @@ def forget_live_windows():
     except Exception:  # a test that runs without Redis does not read them either
         pass
     yield
+
+
+@pytest.fixture
+def frozen_now(monkeypatch):
+    """Freezes `django.utils.timezone.now()` (what the code under test reads as "now") at the middle of the
+    current hour, for tests whose windows, days or partitions would shift if the clock crossed an hour or a
+    day boundary while they run. SQL's now() and functions bound before the test (factory defaults) are not
+    frozen: pass the returned moment to those."""
+    from django.utils import timezone
+
+    moment = timezone.now().replace(minute=30, second=0, microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: moment)
+    return moment

@@ -129,12 +129,12 @@ def test_refresh_rollups_and_ensure_partitions_commands_report_what_they_did():
 
 @pytest.mark.django_db
 @override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=3)
-def test_ensure_partitions_command_follows_the_beat_jobs_policy_for_the_sample_tier():
+def test_ensure_partitions_command_follows_the_beat_jobs_policy_for_the_sample_tier(frozen_now):
     call_command("purge_telemetry", "--noinput", stdout=StringIO())  # drops the sample partitions made 31 days back
     out = StringIO()
 
     call_command("ensure_partitions", stdout=out)
 
     assert "telemetry_metric_samples_" not in out.getvalue()
-    assert min(p.day for p in day_partitions("telemetry_metric_samples")) >= timezone.now().date() - timedelta(days=3)
-    assert min(p.day for p in day_partitions("telemetry_log_events")) <= timezone.now().date() - timedelta(days=30)
+    assert min(p.day for p in day_partitions("telemetry_metric_samples")) >= frozen_now.date() - timedelta(days=3)
+    assert min(p.day for p in day_partitions("telemetry_log_events")) <= frozen_now.date() - timedelta(days=30)

@@ -18,27 +18,27 @@ from tests.factories import LogEventFactory, MetricSampleFactory
 
 
 @pytest.mark.django_db
-def test_ensure_partitions_task_creates_the_days_and_records_its_run():
+def test_ensure_partitions_task_creates_the_days_and_records_its_run(frozen_now):
     created = tasks.ensure_partitions.apply().get()
 
     assert isinstance(created, list)
     run = last_run(Job.ENSURE_PARTITIONS)
     assert run.ok and run.details["created"] == created
     assert {p.day for p in day_partitions("telemetry_log_events")} >= {
-        timezone.now().date() + timedelta(days=offset) for offset in range(-30, 4)}
+        frozen_now.date() + timedelta(days=offset) for offset in range(-30, 4)}
 
 
 @pytest.mark.django_db
 @override_settings(TELEMETRY_SAMPLE_RETENTION_DAYS=3)
-def test_ensure_partitions_task_creates_no_sample_partitions_past_the_sample_tier():
+def test_ensure_partitions_task_creates_no_sample_partitions_past_the_sample_tier(frozen_now):
     tasks.enforce_retention.apply().get()  # drops the sample partitions the migration created 31 days back
 
     created = tasks.ensure_partitions.apply().get()
 
     oldest = min(p.day for p in day_partitions("telemetry_metric_samples"))
-    assert oldest >= timezone.now().date() - timedelta(days=3)
+    assert oldest >= frozen_now.date() - timedelta(days=3)
     assert not [name for name in created if name.startswith("telemetry_metric_samples_")]
-    assert min(p.day for p in day_partitions("telemetry_log_events")) <= timezone.now().date() - timedelta(days=30)
+    assert min(p.day for p in day_partitions("telemetry_log_events")) <= frozen_now.date() - timedelta(days=30)
 
 
 @pytest.mark.django_db
