@@ -44,18 +44,18 @@ def test_a_window_reads_its_whole_hours_from_hour_rows_and_its_ends_from_minute_
         Span(at(10, 50), at(11, 0))])
 
 
-def test_a_sparkline_hour_cut_by_buckets_counts_whole_in_its_main_bucket_and_moves_the_rest():
-    # 48-minute buckets from 10:12: 10:12, 11:00, 11:48, 12:36 ... 11:00-12:00 holds 11:00-11:48 (48 min) and
-    # 11:48-12:00 (12 min): the hour row goes to the 11:00 bucket, 11:48-11:59 are moved out of it.
+def test_a_sparkline_hour_cut_by_buckets_counts_whole_in_its_middles_bucket_and_moves_the_rest():
+    # 48-minute buckets from 10:12: 10:12, 11:00, 11:48, 12:36 ... 11:00-12:00 holds 11:00-11:48 (48 min, with
+    # the middle 11:30) and 11:48-12:00 (12 min): the hour row counts at 11:30, 11:48-11:59 move out of there.
     split = tiers(at(10, 12), at(12, 36), 48 * 60)
-    assert split.hours == [Span(at(11, 0), at(12, 0), at(11, 0))]
-    assert split.minutes == [Span(at(10, 12), at(11, 0)), Span(at(11, 48), at(12, 0), at(11, 0)),
+    assert split.hours == [Span(at(11, 0), at(12, 0))]
+    assert split.minutes == [Span(at(10, 12), at(11, 0)), Span(at(11, 48), at(12, 0), at(11, 30)),
                              Span(at(12, 0), at(12, 36))]
     # Buckets of 20 minutes: no bucket holds half an hour, every hour is read from its minutes.
     split = tiers(at(10, 0), at(12, 0), 20 * 60)
     assert split.hours == [] and [span.low for span in split.minutes] == [at(10 + n // 3, n % 3 * 20) for n in range(6)]
-    # Hours whole in one bucket are read as one span per bucket.
-    assert tiers(at(10, 0), at(16, 0), 3 * 3600).hours == [Span(at(10, 0), at(13, 0)), Span(at(13, 0), at(16, 0))]
+    # Whole hours are one range scan, whatever their buckets.
+    assert tiers(at(10, 0), at(16, 0), 3 * 3600) == Tiers([Span(at(10, 0), at(16, 0))], [])
 
 
 def test_counts_across_hour_edges_by_hand():
