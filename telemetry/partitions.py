@@ -18,15 +18,16 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from telemetry.contract import RETENTION_DAYS
-from telemetry.models import MetricSample
+from telemetry.models import ConnectionMetric, ConnectionSession, LogEvent, MetricSample, TraceIndexEntry
 
 # Partitioned table -> the timestamptz column it is partitioned by.
 PARTITIONED_TABLES: Mapping[str, str] = {
-    "telemetry_metric_samples": "ts",
-    "telemetry_log_events": "ts",
-    "telemetry_trace_index": "ts",
-    "connection_sessions": "started_at",
-    "connection_metrics": "ts",
+    MetricSample._meta.db_table: "ts",
+    LogEvent._meta.db_table: "ts",
+    TraceIndexEntry._meta.db_table: "ts",
+    ConnectionSession._meta.db_table: "started_at",
+    ConnectionMetric._meta.db_table: "ts",
+    # Tables without a model; their modules import this one, so their names are spelled here too.
     "telemetry_metric_minutes": "ts",
     "telemetry_log_chunks": "first_ts",  # packed log events (telemetry.packing)
     "telemetry_trace_chunks": "first_ts",  # packed trace index rows

@@ -149,7 +149,7 @@ def trace_rows(
 
 def store_trace_rows(rows: list[tuple], outcome: IngestOutcome, using: str = "default") -> None:
     if rows:
-        inserted = copy_insert("telemetry_trace_index", TRACE_COLUMNS, rows, ("id",), using,
+        inserted = copy_insert(TRACES.hot_table, TRACE_COLUMNS, rows, ("id",), using,
                                skip=packed_row_condition(TRACES, "staged"))
         outcome.stored += len(inserted)
         error_groups.record(error_groups.span_occurrences(rows, (row[0] for row in inserted), KeptReason.ERROR), using)
