@@ -39,10 +39,10 @@ from django.utils import timezone
 
 from telemetry import error_groups, minutes, span_aggregates
 from telemetry.contract import RETENTION_DAYS
-from telemetry.ingest import streams
+from telemetry.ingest import buffer, streams
 from telemetry.ingest.traces import KeptReason
 from telemetry.jobs import Job, job_run
-from telemetry.models import JobRun
+from telemetry.models import JobRun, MetricSample, Series, ServiceInstance
 from telemetry.packing import LOGS, TRACES, PackedShape, compact_partition, repack_chunks
 from telemetry.partitions import PARTITIONED_TABLES, day_partitions, lock_partitions, partition_name
 from telemetry.rollups import (
@@ -58,12 +58,12 @@ from telemetry.rollups import (
 logger = logging.getLogger(__name__)
 
 # Unpartitioned tables under the same cap -> the column that dates a row.
-PENDING_TABLE = "telemetry_metric_points_pending"  # its purge also expires idle stream state
+PENDING_TABLE = buffer.PENDING_TABLE  # its purge also expires idle stream state
 UNPARTITIONED_TABLES: Mapping[str, str] = {
-    "telemetry_series": "last_seen",
-    "telemetry_job_runs": "started_at",
+    Series._meta.db_table: "last_seen",
+    JobRun._meta.db_table: "started_at",
     PENDING_TABLE: "minute",
-    "telemetry_service_instances": "last_seen",
+    ServiceInstance._meta.db_table: "last_seen",
     # Error groups (telemetry.error_groups): minute counts by minute, hour counts by hour (the hour holding the
     # cutoff is then rebuilt from its minutes), a group once it is last seen past the cap.
     error_groups.MINUTES_TABLE: "ts",
@@ -77,7 +77,7 @@ RETENTION_TABLES: Mapping[str, str] = {
     **{table: column for table, column in PARTITIONED_TABLES.items() if table not in CHUNK_TABLES},
     **UNPARTITIONED_TABLES,
 }
-ROLLUP_SOURCE_TABLE = "telemetry_metric_samples"
+ROLLUP_SOURCE_TABLE = MetricSample._meta.db_table
 TRACE_TABLE = TRACES.hot_table
 # A telemetry_job_runs row the sample tier writes in its own transaction: the next run reads its horizon back.
 SAMPLE_TIER_JOB = "purge_telemetry.sample_tier"
