@@ -8,6 +8,10 @@ It runs against a throwaway database `<default database>_ingest_bench` on the co
 
     python -m bench.ingest_bench             # 20 s per signal
     python -m bench.ingest_bench --quick     # 3 s per signal: a smoke run
+
+`--error-groups off` starts the web process with the error-group writes (telemetry.error_groups.record: the
+fingerprints of a request's errors and the upserts of their groups, minutes and hours) replaced by nothing, so
+their cost is the difference with a default run (interleave the two).
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
 
-from telemetry import live_windows  # noqa: E402
-from telemetry.contract import Metric  # noqa: E402
+from telemetry import error_groups, live_windows  # noqa: E402
+from telemetry.contract import LogLevel, Metric  # noqa: E402
 from telemetry.ingest import logs, metrics, traces  # noqa: E402
 from telemetry.ingest.buffer import PENDING_COLUMNS, _pending_row  # noqa: E402
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow  # noqa: E402
@@ -51,6 +55,12 @@ BATCH = 8192
 TOKEN = "ingest-bench-token"
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = [f"/api/v1/guilds/{{guild_id}}/r{index}" for index in range(40)]
+# The web process of `--error-groups off`: daphne, with the group writes made a no-op before the app loads.
+SERVER_WITHOUT_ERROR_GROUPS = (
+    "import sys, django; django.setup(); "
+    "from telemetry import error_groups; error_groups.record = lambda occurrences, using='default': 0; "
+    "from daphne.cli import CommandLineInterface; CommandLineInterface().run(sys.argv[1:])"
+)
 
 
 def kv(key: str, value: str | int) -> KeyValue:
@@ -231,6 +241,32 @@ def live_windows_cost(bodies: list[bytes], rounds: int = 7) -> str:
             f"{counted:,.0f} with them ({counted / plain:.2f}x)")
 
 
+def error_groups_cost(bodies: list[bytes], alias: str, rounds: int = 7) -> str:
+    """What counting a log request's errors into their groups costs in this process (fingerprints, then the
+    group, minute and hour upserts into the bench database, as the receiver does after its COPY), beside the
+    decode + conversion of the same requests; medians of `rounds` interleaved rounds."""
+    window = TimeWindow.around(datetime.now(UTC))
+    converting, fingerprinting, writing, errors = [], [], [], 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        requests = [logs.log_rows(decode_request(Signal.LOGS, body, PROTOBUF, None, settings.TELEMETRY_MAX_BODY_BYTES),
+                                  IngestOutcome(Signal.LOGS), window) for body in bodies]
+        converting.append((time.perf_counter() - started) * 1000 / len(bodies))
+        failed = [[row for row in rows if row["level"] == LogLevel.ERROR] for rows in requests]
+        errors = sum(len(rows) for rows in failed) // len(bodies)
+        started = time.perf_counter()
+        occurrences = [list(map(error_groups.log_occurrence, rows)) for rows in failed]
+        fingerprinting.append((time.perf_counter() - started) * 1000 / len(bodies))
+        started = time.perf_counter()
+        for found in occurrences:
+            error_groups.record(found, alias)
+        writing.append((time.perf_counter() - started) * 1000 / len(bodies))
+    loop, prints, writes = (statistics.median(values) for values in (converting, fingerprinting, writing))
+    return (f"(a) log requests, median of {rounds}: {loop:.0f} ms to decode and convert {BATCH:,} records; their "
+            f"~{errors:,} errors: {prints:.1f} ms of fingerprints, {writes:.1f} ms of group/minute/hour upserts "
+            f"({(prints + writes) / loop:.0%} of the conversion)")
+
+
 def copy_rate(signal: Signal, rows: list, items: int, alias: str) -> float:
     """(b) COPY of the rows one batch stores, straight into a scratch copy of the table."""
     table, columns = {
@@ -264,6 +300,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server-log", help="write the web process's output to this file (default: discard)")
     parser.add_argument("--signals", default="traces,logs,metrics",
                         help="comma-separated signals to measure (default: all three)")
+    parser.add_argument("--error-groups", choices=("on", "off"), default="on",
+                        help="off: the web process does not count error groups (to measure what they cost)")
     options = parser.parse_args(argv)
     seconds = 3.0 if options.quick else options.seconds
     base = settings.DATABASES["default"]
@@ -285,8 +323,9 @@ def main(argv: list[str]) -> int:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "TELEMETRY_INGEST_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
     server_log = open(options.server_log, "ab") if options.server_log else subprocess.DEVNULL  # noqa: SIM115
+    daphne = ["-m", "daphne"] if options.error_groups == "on" else ["-c", SERVER_WITHOUT_ERROR_GROUPS]
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kaiku_ops.asgi:application"],
+        [sys.executable, *daphne, "-b", "127.0.0.1", "-p", str(port), "kaiku_ops.asgi:application"],
         cwd=ROOT,
         env=env,
         stdout=server_log,
@@ -311,7 +350,8 @@ def main(argv: list[str]) -> int:
         }
         chosen = {Signal(name.strip()) for name in options.signals.split(",")}
         batches = {signal: build() for signal, build in builders.items() if signal in chosen}
-        print(f"one daphne process, protobuf, {BATCH:,}-item batches, {seconds:g} s per signal")
+        print(f"one daphne process, protobuf, {BATCH:,}-item batches, {seconds:g} s per signal, "
+              f"error groups {options.error_groups}")
         print(f"{'signal':8} {'HTTP items/s':>13} {'(a) loop/s':>12} {'(b) COPY/s':>12} {'requests':>9}")
         for signal, bodies in batches.items():
             # Fresh trace/log ids per request so nothing is skipped as a duplicate would be.
@@ -329,6 +369,8 @@ def main(argv: list[str]) -> int:
             print(f"{signal!s:8} {rate:13,.0f} {loop:12,.0f} {copy:12,.0f} {sent:9d}")
             if signal is Signal.TRACES:
                 print(live_windows_cost(bodies[:4]))
+            if signal is Signal.LOGS:
+                print(error_groups_cost(bodies[:4], "ingest_bench"))
         print(f"peak RSS of the web process: {peak_rss_mib(server.pid):.0f} MiB")
     finally:
         server.terminate()

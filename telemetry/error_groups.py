@@ -170,8 +170,9 @@ ON CONFLICT (fingerprint) DO UPDATE SET
                              GROUP BY route ORDER BY min(n) LIMIT %(max_routes)s) END
 """
 
-# One statement for minutes and hours (one round trip). Two requests adding to the same minute or hour rows share
-# its group, whose row the group upsert has locked first: they queue there, never deadlock here.
+# One statement for minutes and hours (one round trip). Every request runs this same statement, which takes the
+# row locks of each table in key order (its rows are sorted), so two requests adding to the same rows queue
+# instead of deadlocking; inside a transaction they already queue on the group rows locked just before.
 _UPSERT_MINUTES = f"""
 WITH added (ts, fingerprint, count) AS (SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::integer[])),
 minutes AS (
