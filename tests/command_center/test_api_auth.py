@@ -28,6 +28,7 @@ def api_url_names() -> list[str]:
 REQUIRED_QUERY = {
     "observability:trends": {"metric": "kaiku_http_requests_total"},
     "observability:export": {"type": "logs"},
+    "observability:trace-waterfall": {"trace_id": "0102030405060708090a0b0c0d0e0f10"},
 }
 API_URLS = api_url_names()
 
@@ -45,6 +46,10 @@ def test_the_api_has_every_endpoint_of_the_design():
         "infrastructure",
         "logs",
         "traces",
+        "trace-list",
+        "trace-waterfall",
+        "error-groups",
+        "incident-report",
         "export",
         "links",
         "config",

@@ -76,7 +76,7 @@ def test_superusers_and_permission_holders_get_the_page(client, request, who):
     assert response.status_code == 200
     html = response.content.decode()
     assert '<div class="breadcrumbs">' in html and "Command Center" in html
-    assert 'role="tablist"' in html and html.count('role="tab"') == 5
+    assert 'role="tablist"' in html and html.count('role="tab"') == 6
     assert response["Cache-Control"].startswith("max-age=0")
 
 

@@ -24,6 +24,7 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from tests.command_center.api_fixtures import delete_command_center_cache_keys
+from tests.conftest import truncate_telemetry_tables
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -132,19 +133,8 @@ def _wait_for_http(server: AsgiServer) -> None:
 
 @pytest.fixture
 def empty_telemetry_tables(transactional_db) -> None:
-    """transactional_db empties Django-managed tables only; the partitioned telemetry tables are unmanaged, and
-    some (error groups, span minutes) have no model at all: every telemetry table goes."""
-    from django.apps import apps
-
-    names = [model._meta.db_table for model in apps.get_app_config("telemetry").get_models()
-             if not model._meta.managed]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relname FROM pg_class WHERE (relname = ANY(%s) OR relname LIKE 'telemetry\\_%%') "
-                       "AND relkind IN ('r', 'p') AND NOT relispartition AND relnamespace = 'public'::regnamespace",
-                       [names])
-        tables = [row[0] for row in cursor.fetchall()]  # materialized views cannot be truncated
-        if tables:
-            cursor.execute("TRUNCATE " + ", ".join(connection.ops.quote_name(table) for table in tables))
+    """transactional_db empties Django-managed tables only: the telemetry tables go too."""
+    truncate_telemetry_tables()
     # The API caches answers for up to 10 s; one cached by the previous test describes rows just truncated
     # (a page loaded with no metrics would otherwise draw "No data" charts over the next test's seeded ones).
     delete_command_center_cache_keys()

@@ -138,7 +138,7 @@ def test_only_newly_inserted_error_rows_are_announced_after_commit(django_captur
     assert announced[0]["message"] == "db down token=[redacted]"
     assert announced[0]["level"] == "ERROR"
     assert announced[0]["domain"] == "db"
-    assert set(announced[0]) == {"ts", "service", "domain", "event", "message", "trace_id", "level"}
+    assert set(announced[0]) == {"ts", "service", "domain", "event", "message", "trace_id", "level", "group", "route"}
 
 
 def test_forbidden_attributes_are_counted_for_every_record_even_with_repeated_attributes():

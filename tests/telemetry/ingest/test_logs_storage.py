@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connections, transaction
 
-from telemetry import packing
+from telemetry import error_groups, packing
+from telemetry.fingerprints import Source
 from telemetry.ingest import logs
 from telemetry.ingest.logs import log_rows, store_logs
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
@@ -147,6 +148,10 @@ def test_announcements_carry_the_stored_values(django_capture_on_commit_callback
         "message": "db down token=[redacted]",
         "trace_id": bytes(range(1, 17)).hex(),
         "level": "ERROR",
+        # The error group the live feed counts it into, and the route it touched (none given here).
+        "group": error_groups.fingerprint_of(Source.LOG, "vc-server", "db down token=[redacted]",
+                                             "db down token=[redacted]").as_hex,
+        "route": None,
     }]
     assert stored["ts"] == NOW + timedelta(microseconds=123_456)
 
