@@ -103,6 +103,7 @@ def log_in(page, username: str, next_url: str = "/admin/") -> None:
 def open_command_center(page, username: str, query: str = "") -> None:
     log_in(page, username, next_url=PAGE + query.replace("&", "%26").replace("?", "%3F"))
     expect(page.locator("#cc-root")).to_be_visible()
+    expect(page.locator("#cc-root")).to_have_attribute("data-ready", "true")  # the page's script is running
 
 
 def select_tab(page, name: str) -> None:

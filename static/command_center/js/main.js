@@ -139,6 +139,7 @@ class CommandCenter {
     this.socket.panels = this.socketPanels();
     this.socket.connect();
     this.apply();
+    this.root.dataset.ready = "true"; // every control answers from here on (tests wait for it)
   }
 
   // --- state and navigation ---------------------------------------------------------------------
