@@ -22,12 +22,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry.contract import scrub
-from telemetry.otlp import JSON, Signal, decode_request, encode_request
+from telemetry.otlp import JSON, OtlpSignal, decode_request, encode_request
 from telemetry.otlp.json_ids import hex_ids_to_base64
 
 
 def spans_request(count: int) -> Message:
-    request = Signal.TRACES.request_class()
+    request = OtlpSignal.TRACES.request_class()
     spans = request.resource_spans.add().scope_spans.add().spans
     for index in range(count):
         spans.add(
@@ -49,8 +49,8 @@ def spans_request(count: int) -> Message:
 def parse_dict_reference(body: bytes) -> Message:
     """The decoder json_builder replaced: protobuf's JSON mapping, after hex ids become base64."""
     document = json.loads(body)
-    hex_ids_to_base64(Signal.TRACES, document)
-    return json_format.ParseDict(document, Signal.TRACES.request_class(), ignore_unknown_fields=True)
+    hex_ids_to_base64(OtlpSignal.TRACES, document)
+    return json_format.ParseDict(document, OtlpSignal.TRACES.request_class(), ignore_unknown_fields=True)
 
 
 def fastest_cpu_seconds(work: Callable[[], object], repeat: int = 3) -> float:
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     body = encode_request(spans_request(spans), JSON, gzip=False)
     ratios, built_rates = [], []
     for _ in range(rounds):
-        built = fastest_cpu_seconds(lambda: decode_request(Signal.TRACES, body, JSON, None, len(body)))
+        built = fastest_cpu_seconds(lambda: decode_request(OtlpSignal.TRACES, body, JSON, None, len(body)))
         reference = fastest_cpu_seconds(lambda: parse_dict_reference(body))
         ratios.append(reference / built)
         built_rates.append(spans / built)

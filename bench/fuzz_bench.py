@@ -87,13 +87,13 @@ def convert(signal, message):
 
     from telemetry.ingest import logs, metrics, traces
     from telemetry.ingest.outcome import IngestOutcome, TimeWindow
-    from telemetry.otlp import Signal
+    from telemetry.otlp import OtlpSignal
 
     window = TimeWindow.around(timezone.now())
     outcome = IngestOutcome(signal)
-    if signal is Signal.METRICS:
+    if signal is OtlpSignal.METRICS:
         metrics.metric_points(message, outcome, window, metrics.enabled_flags())
-    elif signal is Signal.LOGS:
+    elif signal is OtlpSignal.LOGS:
         logs.log_rows(message, outcome, window)
     else:
         traces.trace_rows(message, outcome, window, traces.TraceSelection.from_settings())
@@ -238,9 +238,9 @@ def atheris_child(runs: int, slowest_input_path: Path) -> int:
     with atheris.instrument_imports(include=["telemetry"]):
         setup_django()
         from telemetry.ingest import logs, metrics, traces  # noqa: F401  (imported to be instrumented)
-        from telemetry.otlp import PROTOBUF, Signal
+        from telemetry.otlp import PROTOBUF, OtlpSignal
 
-    signals = list(Signal)
+    signals = list(OtlpSignal)
 
     def one_input(data: bytes) -> None:
         if len(data) < 3:
@@ -269,10 +269,10 @@ def atheris_child(runs: int, slowest_input_path: Path) -> int:
 
 def atheris_input_as_request(data: bytes):
     """The first three bytes choose signal, encoding and compression; the rest is the body."""
-    from telemetry.otlp import JSON, PROTOBUF, Signal
+    from telemetry.otlp import JSON, PROTOBUF, OtlpSignal
     from tests.reliability.otlp_strategies import HostileRequest
 
-    signals = list(Signal)
+    signals = list(OtlpSignal)
     return HostileRequest(signals[data[0] % len(signals)], data[3:], (PROTOBUF, JSON)[data[1] % 2],
                           (None, "gzip")[data[2] % 2])
 

@@ -48,7 +48,7 @@ from telemetry.contract import LogLevel, Metric  # noqa: E402
 from telemetry.ingest import logs, metrics, traces  # noqa: E402
 from telemetry.ingest.buffer import PENDING_COLUMNS, _pending_row  # noqa: E402
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow  # noqa: E402
-from telemetry.otlp import PROTOBUF, Signal, decode_request  # noqa: E402
+from telemetry.otlp import PROTOBUF, OtlpSignal, decode_request  # noqa: E402
 from telemetry.storage import LOG_EVENT_COLUMNS, TRACE_COLUMNS  # noqa: E402
 
 BATCH = 8192
@@ -194,7 +194,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def http_rate(
-    port: int, signal: Signal, bodies: list[bytes], items: int, seconds: float
+    port: int, signal: OtlpSignal, bodies: list[bytes], items: int, seconds: float
 ) -> tuple[float, int]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": PROTOBUF, "Authorization": f"Bearer {TOKEN}"}
@@ -209,7 +209,7 @@ def http_rate(
     return sent * items / (time.perf_counter() - started), sent
 
 
-def loop_rate(signal: Signal, bodies: list[bytes], items: int, live: bool = True) -> tuple[float, list]:
+def loop_rate(signal: OtlpSignal, bodies: list[bytes], items: int, live: bool = True) -> tuple[float, list]:
     """(a) decode + contract conversion alone (for traces with the live windows' counting and its Redis
     round trip, as ingestion does, unless `live` is False); returns items/s and the rows of the last body."""
     window = TimeWindow.around(datetime.now(UTC))
@@ -218,12 +218,12 @@ def loop_rate(signal: Signal, bodies: list[bytes], items: int, live: bool = True
     for body in bodies:
         request = decode_request(signal, body, PROTOBUF, None, settings.TELEMETRY_MAX_BODY_BYTES)
         outcome = IngestOutcome(signal)
-        if signal is Signal.TRACES:
+        if signal is OtlpSignal.TRACES:
             counts = live_windows.LiveCounts() if live else None
             rows = traces.trace_rows(request, outcome, window, selection, counts)
             if counts is not None:
                 live_windows.record(counts)
-        elif signal is Signal.LOGS:
+        elif signal is OtlpSignal.LOGS:
             rows = logs.log_rows(request, outcome, window)
         else:
             rows = metrics.metric_points(request, outcome, window, ())
@@ -234,8 +234,8 @@ def live_windows_cost(bodies: list[bytes], rounds: int = 7) -> str:
     """The span loop with and without the live windows' counting, interleaved; medians and their ratio."""
     without, with_live = [], []
     for _ in range(rounds):
-        without.append(loop_rate(Signal.TRACES, bodies, BATCH, live=False)[0])
-        with_live.append(loop_rate(Signal.TRACES, bodies, BATCH, live=True)[0])
+        without.append(loop_rate(OtlpSignal.TRACES, bodies, BATCH, live=False)[0])
+        with_live.append(loop_rate(OtlpSignal.TRACES, bodies, BATCH, live=True)[0])
     plain, counted = statistics.median(without), statistics.median(with_live)
     return (f"(a) span loop, median of {rounds} interleaved: {plain:,.0f} spans/s without live windows, "
             f"{counted:,.0f} with them ({counted / plain:.2f}x)")
@@ -249,8 +249,9 @@ def error_groups_cost(bodies: list[bytes], alias: str, rounds: int = 7) -> str:
     converting, fingerprinting, writing, errors = [], [], [], 0
     for _ in range(rounds):
         started = time.perf_counter()
-        requests = [logs.log_rows(decode_request(Signal.LOGS, body, PROTOBUF, None, settings.TELEMETRY_MAX_BODY_BYTES),
-                                  IngestOutcome(Signal.LOGS), window) for body in bodies]
+        max_bytes = settings.TELEMETRY_MAX_BODY_BYTES
+        requests = [logs.log_rows(decode_request(OtlpSignal.LOGS, body, PROTOBUF, None, max_bytes),
+                                  IngestOutcome(OtlpSignal.LOGS), window) for body in bodies]
         converting.append((time.perf_counter() - started) * 1000 / len(bodies))
         failed = [[row for row in rows if row["level"] == LogLevel.ERROR] for rows in requests]
         errors = sum(len(rows) for rows in failed) // len(bodies)
@@ -267,20 +268,20 @@ def error_groups_cost(bodies: list[bytes], alias: str, rounds: int = 7) -> str:
             f"({(prints + writes) / loop:.0%} of the conversion)")
 
 
-def copy_rate(signal: Signal, rows: list, items: int, alias: str) -> float:
+def copy_rate(signal: OtlpSignal, rows: list, items: int, alias: str) -> float:
     """(b) COPY of the rows one batch stores, straight into a scratch copy of the table."""
     table, columns = {
-        Signal.TRACES: ("telemetry_trace_index", TRACE_COLUMNS),
-        Signal.LOGS: ("telemetry_log_events", LOG_EVENT_COLUMNS),
-        Signal.METRICS: ("telemetry_metric_points_pending", PENDING_COLUMNS),
+        OtlpSignal.TRACES: ("telemetry_trace_index", TRACE_COLUMNS),
+        OtlpSignal.LOGS: ("telemetry_log_events", LOG_EVENT_COLUMNS),
+        OtlpSignal.METRICS: ("telemetry_metric_points_pending", PENDING_COLUMNS),
     }[signal]
-    if signal is Signal.LOGS:
+    if signal is OtlpSignal.LOGS:
         from psycopg.types.json import Jsonb
 
         rows = [
             [Jsonb(row[column]) if column == "attrs" else row[column] for column in columns] for row in rows
         ]
-    elif signal is Signal.METRICS:
+    elif signal is OtlpSignal.METRICS:
         rows = [_pending_row(point) for point in rows]
     repeats, started = 20, time.perf_counter()
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
@@ -342,13 +343,13 @@ def main(argv: list[str]) -> int:
         # Two minutes ago: accepted, and recent enough for the live windows to count the SERVER spans.
         now_ns = int((datetime.now(UTC) - timedelta(minutes=2)).timestamp() * 1e9)
         builders = {
-            Signal.TRACES: lambda: [trace_batch(rng, now_ns).SerializeToString() for _ in range(4)],
-            Signal.LOGS: lambda: [log_batch(rng, now_ns).SerializeToString() for _ in range(4)],
-            Signal.METRICS: lambda: [
+            OtlpSignal.TRACES: lambda: [trace_batch(rng, now_ns).SerializeToString() for _ in range(4)],
+            OtlpSignal.LOGS: lambda: [log_batch(rng, now_ns).SerializeToString() for _ in range(4)],
+            OtlpSignal.METRICS: lambda: [
                 metric_batch(sequence, now_ns).SerializeToString() for sequence in range(1, 200)
             ],
         }
-        chosen = {Signal(name.strip()) for name in options.signals.split(",")}
+        chosen = {OtlpSignal(name.strip()) for name in options.signals.split(",")}
         batches = {signal: build() for signal, build in builders.items() if signal in chosen}
         print(f"one daphne process, protobuf, {BATCH:,}-item batches, {seconds:g} s per signal, "
               f"error groups {options.error_groups}")
@@ -359,7 +360,7 @@ def main(argv: list[str]) -> int:
                 port,
                 signal,
                 bodies
-                if signal is Signal.METRICS
+                if signal is OtlpSignal.METRICS
                 else [_fresh(signal, rng, now_ns) for _ in range(max(4, int(seconds * 4)))],
                 BATCH,
                 seconds,
@@ -367,9 +368,9 @@ def main(argv: list[str]) -> int:
             loop, rows = loop_rate(signal, bodies[:4], BATCH)
             copy = copy_rate(signal, rows, BATCH, "ingest_bench")
             print(f"{signal!s:8} {rate:13,.0f} {loop:12,.0f} {copy:12,.0f} {sent:9d}")
-            if signal is Signal.TRACES:
+            if signal is OtlpSignal.TRACES:
                 print(live_windows_cost(bodies[:4]))
-            if signal is Signal.LOGS:
+            if signal is OtlpSignal.LOGS:
                 print(error_groups_cost(bodies[:4], "ingest_bench"))
         print(f"peak RSS of the web process: {peak_rss_mib(server.pid):.0f} MiB")
     finally:
@@ -386,8 +387,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _fresh(signal: Signal, rng: random.Random, now_ns: int) -> bytes:
-    batch = trace_batch(rng, now_ns) if signal is Signal.TRACES else log_batch(rng, now_ns)
+def _fresh(signal: OtlpSignal, rng: random.Random, now_ns: int) -> bytes:
+    batch = trace_batch(rng, now_ns) if signal is OtlpSignal.TRACES else log_batch(rng, now_ns)
     return batch.SerializeToString()
 
 

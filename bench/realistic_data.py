@@ -37,7 +37,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from telemetry.contract import Attr
 from telemetry.ingest import logs, traces
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
-from telemetry.otlp import Signal, any_value_to_python
+from telemetry.otlp import OtlpSignal, any_value_to_python
 from telemetry.signals import error_logs_ingested
 from telemetry.simulator.platform import SERVICE_NAME, Platform
 from telemetry.simulator.profiles import Profile, get_profile
@@ -116,7 +116,7 @@ def store(log_request: ExportLogsServiceRequest, trace_request: ExportTraceServi
           selection: traces.TraceSelection, using: str = "default") -> Filled:
     """The receiver's conversion and storage of one logs and one traces request, as received at `now`."""
     window = TimeWindow.around(now)
-    log_outcome, span_outcome = IngestOutcome(Signal.LOGS), IngestOutcome(Signal.TRACES)
+    log_outcome, span_outcome = IngestOutcome(OtlpSignal.LOGS), IngestOutcome(OtlpSignal.TRACES)
     rows = traces.trace_rows(trace_request, span_outcome, window, selection)
     with transaction.atomic(using=using), _no_live_announcements():
         logs.store_logs(log_request, log_outcome, window, using)

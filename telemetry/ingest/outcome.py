@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from telemetry.contract import MAX_FUTURE_SKEW, RETENTION_DAYS
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 
-_ITEM_NOUNS = {Signal.METRICS: "data points", Signal.LOGS: "log records", Signal.TRACES: "spans"}
+_ITEM_NOUNS = {OtlpSignal.METRICS: "data points", OtlpSignal.LOGS: "log records", OtlpSignal.TRACES: "spans"}
 _NANOS_PER_SECOND = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ class IngestOutcome:
     unselected spans, deliberately not kept natively: `not_kept`); rejected ones are counted by reason.
     `forbidden_dropped` counts forbidden attribute keys removed from the items (never their values)."""
 
-    signal: Signal
+    signal: OtlpSignal
     accepted: int = 0
     not_kept: int = 0
     stored: int = 0

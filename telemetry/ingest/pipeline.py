@@ -12,15 +12,17 @@ from google.protobuf.message import Message
 from telemetry import live_windows, service_instances
 from telemetry.ingest import logs, metrics, traces
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.signals import live_windows_updated
 
 logger = logging.getLogger(__name__)
-_RESOURCE_LISTS = {Signal.METRICS: "resource_metrics", Signal.LOGS: "resource_logs", Signal.TRACES: "resource_spans"}
+_RESOURCE_LISTS = {
+    OtlpSignal.METRICS: "resource_metrics", OtlpSignal.LOGS: "resource_logs", OtlpSignal.TRACES: "resource_spans",
+}
 
 
 def ingest(
-    signal: Signal, request: Message, now: datetime | None = None, using: str = "default"
+    signal: OtlpSignal, request: Message, now: datetime | None = None, using: str = "default"
 ) -> IngestOutcome:
     """Convert `request` under the contract and store what it keeps; all or nothing.
 
@@ -29,11 +31,11 @@ def ingest(
     now = now or timezone.now()
     window = TimeWindow.around(now)
     outcome = IngestOutcome(signal)
-    if signal is Signal.METRICS:
+    if signal is OtlpSignal.METRICS:
         points = metrics.metric_points(request, outcome, window, metrics.enabled_flags())
         with transaction.atomic(using=using):
             metrics.store_metric_points(points, outcome, window, using)
-    elif signal is Signal.LOGS:
+    elif signal is OtlpSignal.LOGS:
         with transaction.atomic(using=using):
             logs.store_logs(request, outcome, window, using)
     else:
@@ -49,7 +51,7 @@ def ingest(
     return outcome
 
 
-def _record_instances(signal: Signal, request: Message, now: datetime, using: str) -> None:
+def _record_instances(signal: OtlpSignal, request: Message, now: datetime, using: str) -> None:
     """Server metadata of the resources (after the data is stored: the data never waits for it)."""
     resources = [entry.resource for entry in getattr(request, _RESOURCE_LISTS[signal])]
     try:

@@ -31,7 +31,7 @@ from telemetry.ingest import traces
 from telemetry.ingest.buffer import PENDING_TABLE, flush_pending
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.simulator.platform import Batch, Platform
 from telemetry.simulator.profiles import Profile
 from telemetry.voice import voice_alias
@@ -194,8 +194,8 @@ def _ingest_batches(batches: list[Batch], report: DayReport, using: str) -> None
     report.data_points += sum(batch.data_point_count for batch in batches)
     report.log_records += sum(batch.log_count for batch in batches)
     report.spans += sum(batch.span_count for batch in batches)
-    ingest(Signal.METRICS, _merged([batch.metrics for batch in batches]), using=using)
-    ingest(Signal.LOGS, _merged([batch.logs for batch in batches]), using=using)
+    ingest(OtlpSignal.METRICS, _merged([batch.metrics for batch in batches]), using=using)
+    ingest(OtlpSignal.LOGS, _merged([batch.logs for batch in batches]), using=using)
     _store_history_spans(_merged([batch.traces for batch in batches]), using)
     if voice_alias() == using:  # never write into a configured Kaiku platform database
         with transaction.atomic(using=using):
@@ -209,7 +209,7 @@ def _store_history_spans(request: Message, using: str) -> None:
     """`pipeline.ingest` for spans without the live RED windows: history says nothing about now, and the
     minutes just before `until` (2 % of the ordinary spans, every error) would count there as live traffic
     with a fiftyfold error rate. The resources are recorded by the metrics of the same batches."""
-    outcome = IngestOutcome(Signal.TRACES)
+    outcome = IngestOutcome(OtlpSignal.TRACES)
     rows = traces.trace_rows(request, outcome, TimeWindow.around(timezone.now()),
                              traces.TraceSelection.from_settings())
     with transaction.atomic(using=using):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from telemetry.ingest.buffer import pending_depth
 from telemetry.ingest.outcome import IngestOutcome
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.redis_client import client as _redis
 
 STATS_KEY = "kaiku_ops:ingest:stats"
@@ -23,7 +23,7 @@ _COUNTERS = ("requests", "accepted", "rejected", "not_kept", "stored", "forbidde
 logger = logging.getLogger(__name__)
 
 
-def record_request(signal: Signal, outcome: IngestOutcome, body_bytes: int, decode_ms: float) -> None:
+def record_request(signal: OtlpSignal, outcome: IngestOutcome, body_bytes: int, decode_ms: float) -> None:
     """Add one answered request's counts (one Redis round trip)."""
     increments = {"requests": 1, "accepted": outcome.accepted, "rejected": outcome.rejected,
                   "not_kept": outcome.not_kept, "stored": outcome.stored,
@@ -61,7 +61,7 @@ def receiver_stats() -> dict[str, Any]:
     except DatabaseError:
         depth = None
     signals = {}
-    for signal in Signal:
+    for signal in OtlpSignal:
         counts = {name: int(raw.get(f"{signal}.{name}", 0)) for name in _COUNTERS}
         decode_ms = float(raw.get(f"{signal}.decode_ms", 0.0))
         counts["decode_ms_avg"] = round(decode_ms / counts["requests"], 3) if counts["requests"] else None

@@ -23,9 +23,9 @@ from telemetry.ingest import stats
 from telemetry.ingest.buffer import pending_depth
 from telemetry.ingest.pipeline import ingest
 from telemetry.otlp import (
+    OtlpSignal,
     PayloadError,
     PayloadTooLarge,
-    Signal,
     decode_request,
     encode_response,
     encode_status,
@@ -49,20 +49,20 @@ logger = logging.getLogger(__name__)
 # Senders authenticate with the ingest token, not a session cookie, so CSRF does not apply to these three.
 @csrf_exempt
 def metrics(request: HttpRequest) -> HttpResponse:
-    return _export(request, Signal.METRICS)
+    return _export(request, OtlpSignal.METRICS)
 
 
 @csrf_exempt
 def logs(request: HttpRequest) -> HttpResponse:
-    return _export(request, Signal.LOGS)
+    return _export(request, OtlpSignal.LOGS)
 
 
 @csrf_exempt
 def traces(request: HttpRequest) -> HttpResponse:
-    return _export(request, Signal.TRACES)
+    return _export(request, OtlpSignal.TRACES)
 
 
-def _export(request: HttpRequest, signal: Signal) -> HttpResponse:
+def _export(request: HttpRequest, signal: OtlpSignal) -> HttpResponse:
     content_type = request.META.get("CONTENT_TYPE")
     if request.method != "POST":
         response = _status(405, f"use POST to export {signal}", content_type)
@@ -80,7 +80,7 @@ def _export(request: HttpRequest, signal: Signal) -> HttpResponse:
             response = _status(401, UNAUTHORIZED_MESSAGE, content_type)
             response["WWW-Authenticate"] = 'Bearer realm="otlp"'
             return response
-    if signal is Signal.METRICS and _metric_buffer_full():
+    if signal is OtlpSignal.METRICS and _metric_buffer_full():
         return _retry_later(429, "the metric buffer is full; retry later", BUFFER_FULL_RETRY_AFTER_SECONDS,
                             content_type)
     try:

@@ -11,7 +11,7 @@ from telemetry.otlp.codec import (
     media_type,
 )
 from telemetry.otlp.errors import InvalidPayload, PayloadError, PayloadTooLarge, UnsupportedMediaType
-from telemetry.otlp.signals import Signal
+from telemetry.otlp.signals import OtlpSignal
 from telemetry.otlp.values import any_value_to_python, attributes_to_dict, hex_id
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "InvalidPayload",
     "PayloadError",
     "PayloadTooLarge",
-    "Signal",
+    "OtlpSignal",
     "UnsupportedMediaType",
     "any_value_to_python",
     "attributes_to_dict",

@@ -18,13 +18,13 @@ from telemetry.otlp.decompression import gunzip_bounded
 from telemetry.otlp.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 from telemetry.otlp.json_builder import build_request
 from telemetry.otlp.json_ids import base64_ids_to_hex
-from telemetry.otlp.signals import Signal
+from telemetry.otlp.signals import OtlpSignal
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 SUPPORTED_MEDIA_TYPES = (PROTOBUF, JSON)
 
-_SIGNAL_OF_REQUEST = {signal.request_class: signal for signal in Signal}
+_SIGNAL_OF_REQUEST = {signal.request_class: signal for signal in OtlpSignal}
 
 # HTTP status → google.rpc.Code carried in the Status body (the client acts on the HTTP status).
 _GRPC_CODES = {
@@ -52,7 +52,7 @@ def media_type(content_type: str | None) -> str:
 
 
 def decode_request(
-    signal: Signal, body: bytes, content_type: str | None, content_encoding: str | None, max_bytes: int
+    signal: OtlpSignal, body: bytes, content_type: str | None, content_encoding: str | None, max_bytes: int
 ) -> Message:
     """Parse an OTLP/HTTP export request body into the signal's Export*ServiceRequest.
 
@@ -81,7 +81,7 @@ def encode_request(message: Message, content_type: str, gzip: bool) -> bytes:
 
 
 def encode_response(
-    signal: Signal, content_type: str | None, rejected: int, error_message: str
+    signal: OtlpSignal, content_type: str | None, rejected: int, error_message: str
 ) -> tuple[bytes, str]:
     """The success body: an Export*ServiceResponse with `partial_success` only when items were rejected."""
     response = signal.response_class()
@@ -133,14 +133,14 @@ def _decode_content(body: bytes, content_encoding: str | None, max_bytes: int) -
     return body
 
 
-def _parse_protobuf(signal: Signal, payload: bytes) -> Message:
+def _parse_protobuf(signal: OtlpSignal, payload: bytes) -> Message:
     try:
         return signal.request_class.FromString(payload)
     except DecodeError:
         raise InvalidPayload(f"body is not a valid protobuf {signal.request_class.DESCRIPTOR.name}") from None
 
 
-def _parse_json(signal: Signal, payload: bytes) -> Message:
+def _parse_json(signal: OtlpSignal, payload: bytes) -> Message:
     with _cyclic_gc_paused():
         try:
             document = json.loads(payload)

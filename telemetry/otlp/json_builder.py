@@ -27,7 +27,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry.otlp.errors import InvalidPayload
 from telemetry.otlp.json_ids import SPAN_ID_BYTES, TRACE_ID_BYTES, hex_id_bytes
-from telemetry.otlp.signals import Signal
+from telemetry.otlp.signals import OtlpSignal
 
 Converter = Callable[[Any], Any]
 
@@ -346,11 +346,11 @@ def _value_converter(field: FieldDescriptor, strict: bool) -> Converter:
     raise TypeError(f"OTLP field {field.full_name} has a type the JSON builder does not handle")
 
 
-_FAST_PLANS = {signal: _plan_for(signal.request_class.DESCRIPTOR, strict=False) for signal in Signal}
-_STRICT_PLANS = {signal: _plan_for(signal.request_class.DESCRIPTOR, strict=True) for signal in Signal}
+_FAST_PLANS = {signal: _plan_for(signal.request_class.DESCRIPTOR, strict=False) for signal in OtlpSignal}
+_STRICT_PLANS = {signal: _plan_for(signal.request_class.DESCRIPTOR, strict=True) for signal in OtlpSignal}
 
 
-def build_request(signal: Signal, document: dict[str, Any]) -> Message:
+def build_request(signal: OtlpSignal, document: dict[str, Any]) -> Message:
     """The signal's Export*ServiceRequest that an OTLP/JSON document (from `json.loads`) describes.
 
     Raises InvalidPayload naming the offending field (e.g. `resourceSpans[0].scopeSpans[0].spans[3].kind`).
@@ -363,7 +363,7 @@ def build_request(signal: Signal, document: dict[str, Any]) -> Message:
     raise InvalidPayload(f"body is not a valid OTLP/JSON {signal} request")  # strict missed what protobuf saw
 
 
-def _arguments(plan: _MessagePlan, signal: Signal, document: dict[str, Any]) -> dict[str, Any]:
+def _arguments(plan: _MessagePlan, signal: OtlpSignal, document: dict[str, Any]) -> dict[str, Any]:
     try:
         return plan.convert(document)
     except _Mismatch as mismatch:

@@ -14,23 +14,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from telemetry.otlp.errors import InvalidPayload
-from telemetry.otlp.signals import Signal
+from telemetry.otlp.signals import OtlpSignal
 
 # Each JSON key in its lowerCamelCase (OTLP) and original snake_case (accepted by protobuf) spellings.
 _RESOURCE_LISTS = {
-    Signal.TRACES: ("resourceSpans", "resource_spans"),
-    Signal.LOGS: ("resourceLogs", "resource_logs"),
-    Signal.METRICS: ("resourceMetrics", "resource_metrics"),
+    OtlpSignal.TRACES: ("resourceSpans", "resource_spans"),
+    OtlpSignal.LOGS: ("resourceLogs", "resource_logs"),
+    OtlpSignal.METRICS: ("resourceMetrics", "resource_metrics"),
 }
 _SCOPE_LISTS = {
-    Signal.TRACES: ("scopeSpans", "scope_spans"),
-    Signal.LOGS: ("scopeLogs", "scope_logs"),
-    Signal.METRICS: ("scopeMetrics", "scope_metrics"),
+    OtlpSignal.TRACES: ("scopeSpans", "scope_spans"),
+    OtlpSignal.LOGS: ("scopeLogs", "scope_logs"),
+    OtlpSignal.METRICS: ("scopeMetrics", "scope_metrics"),
 }
 _ITEM_LISTS = {
-    Signal.TRACES: ("spans",),
-    Signal.LOGS: ("logRecords", "log_records"),
-    Signal.METRICS: ("metrics",),
+    OtlpSignal.TRACES: ("spans",),
+    OtlpSignal.LOGS: ("logRecords", "log_records"),
+    OtlpSignal.METRICS: ("metrics",),
 }
 _METRIC_DATA = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram")
 _DATA_POINTS = ("dataPoints", "data_points")
@@ -47,22 +47,22 @@ _IDS = _SPAN_IDS[:2]
 Converter = Callable[[object, str, int], str]
 
 
-def hex_ids_to_base64(signal: Signal, document: dict[str, Any]) -> None:
+def hex_ids_to_base64(signal: OtlpSignal, document: dict[str, Any]) -> None:
     """Rewrite the hex ids of a decoded OTLP/JSON request as base64, in place."""
     _rewrite_ids(signal, document, _hex_to_base64)
 
 
-def base64_ids_to_hex(signal: Signal, document: dict[str, Any]) -> None:
+def base64_ids_to_hex(signal: OtlpSignal, document: dict[str, Any]) -> None:
     """Rewrite the base64 ids of `json_format.MessageToDict` output as OTLP hex, in place."""
     _rewrite_ids(signal, document, _base64_to_hex)
 
 
-def _rewrite_ids(signal: Signal, document: dict[str, Any], convert: Converter) -> None:
+def _rewrite_ids(signal: OtlpSignal, document: dict[str, Any], convert: Converter) -> None:
     for item in _items(signal, document):
-        if signal is Signal.METRICS:
+        if signal is OtlpSignal.METRICS:
             for exemplar in _exemplars(item):
                 _convert_fields(exemplar, _IDS, "exemplar", convert)
-        elif signal is Signal.LOGS:
+        elif signal is OtlpSignal.LOGS:
             _convert_fields(item, _IDS, "logRecord", convert)
         else:
             _convert_fields(item, _SPAN_IDS, "span", convert)
@@ -70,7 +70,7 @@ def _rewrite_ids(signal: Signal, document: dict[str, Any], convert: Converter) -
                 _convert_fields(link, _IDS, "span link", convert)
 
 
-def _items(signal: Signal, document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _items(signal: OtlpSignal, document: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for resource in _dicts(_field(document, _RESOURCE_LISTS[signal])):
         for scope in _dicts(_field(resource, _SCOPE_LISTS[signal])):
             yield from _dicts(_field(scope, _ITEM_LISTS[signal]))

@@ -8,7 +8,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 
-class Signal(StrEnum):
+class OtlpSignal(StrEnum):
     """An OTLP signal; the value is the last segment of its path (`/v1/<value>`)."""
 
     METRICS = "metrics"
@@ -29,18 +29,18 @@ class Signal(StrEnum):
         return _REJECTED_FIELDS[self]
 
 
-_REQUEST_CLASSES: dict[Signal, type[Message]] = {
-    Signal.METRICS: metrics_service_pb2.ExportMetricsServiceRequest,
-    Signal.LOGS: logs_service_pb2.ExportLogsServiceRequest,
-    Signal.TRACES: trace_service_pb2.ExportTraceServiceRequest,
+_REQUEST_CLASSES: dict[OtlpSignal, type[Message]] = {
+    OtlpSignal.METRICS: metrics_service_pb2.ExportMetricsServiceRequest,
+    OtlpSignal.LOGS: logs_service_pb2.ExportLogsServiceRequest,
+    OtlpSignal.TRACES: trace_service_pb2.ExportTraceServiceRequest,
 }
-_RESPONSE_CLASSES: dict[Signal, type[Message]] = {
-    Signal.METRICS: metrics_service_pb2.ExportMetricsServiceResponse,
-    Signal.LOGS: logs_service_pb2.ExportLogsServiceResponse,
-    Signal.TRACES: trace_service_pb2.ExportTraceServiceResponse,
+_RESPONSE_CLASSES: dict[OtlpSignal, type[Message]] = {
+    OtlpSignal.METRICS: metrics_service_pb2.ExportMetricsServiceResponse,
+    OtlpSignal.LOGS: logs_service_pb2.ExportLogsServiceResponse,
+    OtlpSignal.TRACES: trace_service_pb2.ExportTraceServiceResponse,
 }
-_REJECTED_FIELDS: dict[Signal, str] = {
-    Signal.METRICS: "rejected_data_points",
-    Signal.LOGS: "rejected_log_records",
-    Signal.TRACES: "rejected_spans",
+_REJECTED_FIELDS: dict[OtlpSignal, str] = {
+    OtlpSignal.METRICS: "rejected_data_points",
+    OtlpSignal.LOGS: "rejected_log_records",
+    OtlpSignal.TRACES: "rejected_spans",
 }

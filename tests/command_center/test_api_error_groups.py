@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from telemetry.fingerprints import Fingerprint, Source
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.packing import pack_due
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 from tests.telemetry.ingest.otlp_builders import SEVERITY_ERROR, SEVERITY_WARN, log_record, logs_request, ns
@@ -44,7 +44,7 @@ def seed(now) -> None:
             log_record(ns(at) + 4000, SEVERITY_ERROR, "shard 7 lost", {}),
             log_record(ns(at) + 5000, SEVERITY_ERROR, "shard 8 lost", {}),
         )
-        ingest(Signal.LOGS, request, now=at + timedelta(seconds=1))
+        ingest(OtlpSignal.LOGS, request, now=at + timedelta(seconds=1))
     assert pack_due(now=now).rows_packed["telemetry_log_events"] == 6  # the older batch is packed
 
 

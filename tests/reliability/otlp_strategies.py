@@ -17,16 +17,16 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry.contract import CATALOGUE, Attr, Label
-from telemetry.otlp import JSON, PROTOBUF, Signal
+from telemetry.otlp import JSON, PROTOBUF, OtlpSignal
 
-SIGNAL_PATHS = {Signal.METRICS: "/v1/metrics", Signal.LOGS: "/v1/logs", Signal.TRACES: "/v1/traces"}
+SIGNAL_PATHS = {OtlpSignal.METRICS: "/v1/metrics", OtlpSignal.LOGS: "/v1/logs", OtlpSignal.TRACES: "/v1/traces"}
 UINT64_MAX = 2**64 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
 class HostileRequest:
-    signal: Signal
+    signal: OtlpSignal
     body: bytes
     content_type: str
     content_encoding: str | None = None
@@ -149,7 +149,7 @@ metrics_ = st.one_of(
 
 def metrics_requests() -> st.SearchStrategy:
     return st.builds(
-        lambda resource_attrs, scope_name, metric_list: Signal.METRICS.request_class(resource_metrics=[
+        lambda resource_attrs, scope_name, metric_list: OtlpSignal.METRICS.request_class(resource_metrics=[
             metrics_pb2.ResourceMetrics(resource={"attributes": resource_attrs}, scope_metrics=[
                 metrics_pb2.ScopeMetrics(scope={"name": scope_name}, metrics=metric_list)])]),
         attributes, hostile_text, st.lists(metrics_, max_size=5))
@@ -165,7 +165,7 @@ def logs_requests() -> st.SearchStrategy:
             attributes=attrs, trace_id=trace_id, span_id=span_id, event_name=event_name),
         timestamps, timestamps, severities, any_values, attributes, ids, ids, hostile_text)
     return st.builds(
-        lambda resource_attrs, records: Signal.LOGS.request_class(resource_logs=[
+        lambda resource_attrs, records: OtlpSignal.LOGS.request_class(resource_logs=[
             logs_pb2.ResourceLogs(resource={"attributes": resource_attrs},
                                   scope_logs=[logs_pb2.ScopeLogs(log_records=records)])]),
         attributes, st.lists(record, max_size=6))
@@ -181,14 +181,14 @@ def traces_requests() -> st.SearchStrategy:
         st.integers(-1, 4), attributes,
         st.lists(st.builds(trace_pb2.Span.Event, name=hostile_text, attributes=attributes), max_size=2))
     return st.builds(
-        lambda resource_attrs, spans: Signal.TRACES.request_class(resource_spans=[
+        lambda resource_attrs, spans: OtlpSignal.TRACES.request_class(resource_spans=[
             trace_pb2.ResourceSpans(resource={"attributes": resource_attrs},
                                     scope_spans=[trace_pb2.ScopeSpans(spans=spans)])]),
         attributes, st.lists(span, max_size=6))
 
 
-REQUESTS = {Signal.METRICS: metrics_requests(), Signal.LOGS: logs_requests(),
-            Signal.TRACES: traces_requests()}
+REQUESTS = {OtlpSignal.METRICS: metrics_requests(), OtlpSignal.LOGS: logs_requests(),
+            OtlpSignal.TRACES: traces_requests()}
 
 
 def _as_json(message) -> bytes:
@@ -238,7 +238,7 @@ def _spliced_json(message, junk, where: int) -> bytes:
     return json.dumps(document, allow_nan=True).encode()
 
 
-def hostile_requests(signal_strategy=st.sampled_from(list(Signal))) -> st.SearchStrategy[HostileRequest]:
+def hostile_requests(signal_strategy=st.sampled_from(list(OtlpSignal))) -> st.SearchStrategy[HostileRequest]:
     """Any of: a valid-but-extreme message (protobuf or JSON, maybe gzip), a mutated encoding, a JSON
     document with junk spliced in, deep nesting, garbage bytes, or a corrupt gzip stream."""
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemetry.ingest import cardinality
-from telemetry.otlp import JSON, PROTOBUF, Signal, decode_request
+from telemetry.otlp import JSON, PROTOBUF, OtlpSignal, decode_request
 from tests.reliability.otlp_strategies import REQUESTS, SIGNAL_PATHS, HostileRequest, hostile_requests
 
 INGEST_TOKEN = "fuzz-ingest-token-0123456789"
@@ -72,7 +72,7 @@ def test_no_hostile_request_gets_a_500_or_hangs(client, request):
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(signal=st.sampled_from(list(Signal)), data=st.data())
+@given(signal=st.sampled_from(list(OtlpSignal)), data=st.data())
 def test_well_formed_requests_full_of_extremes_are_answered_200(client, signal, data):
     """A message that decodes is never refused as a whole for its values: bad items are rejected through
     partial_success and the rest is kept."""
@@ -83,7 +83,7 @@ def test_well_formed_requests_full_of_extremes_are_answered_200(client, signal, 
     assert seconds < SLOWEST_ANSWER_S
 
 
-@pytest.mark.parametrize("signal", list(Signal))
+@pytest.mark.parametrize("signal", list(OtlpSignal))
 def test_a_gzip_bomb_is_refused_with_413_in_bounded_memory(client, signal):
     bomb = zlib.compress(b"\x00" * (200 * MAX_BODY_BYTES), level=9, wbits=31)  # 200 MiB behind ~200 KB
     tracemalloc.start()
@@ -100,7 +100,7 @@ def test_a_gzip_bomb_is_refused_with_413_in_bounded_memory(client, signal):
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(client):
     # Only the header claims the size: were the view to read the body first, it would wait for bytes.
-    response = client.generic("POST", SIGNAL_PATHS[Signal.LOGS], b"", CONTENT_TYPE=PROTOBUF,
+    response = client.generic("POST", SIGNAL_PATHS[OtlpSignal.LOGS], b"", CONTENT_TYPE=PROTOBUF,
                               HTTP_AUTHORIZATION=f"Bearer {INGEST_TOKEN}",
                               CONTENT_LENGTH=str(10 * MAX_BODY_BYTES))
 
@@ -110,7 +110,7 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(client):
 @pytest.mark.parametrize("opener", ['{"a":', "[", '{"resourceSpans":[{"scopeSpans":['])
 def test_json_nested_beyond_any_stack_is_a_400(client, opener):
     body = (opener * 200_000).encode()[:MAX_BODY_BYTES]
-    response, seconds = send(client, HostileRequest(Signal.TRACES, body, JSON))
+    response, seconds = send(client, HostileRequest(OtlpSignal.TRACES, body, JSON))
 
     assert response.status_code == 400
     assert seconds < SLOWEST_ANSWER_S
@@ -119,7 +119,7 @@ def test_json_nested_beyond_any_stack_is_a_400(client, opener):
 @pytest.mark.parametrize("content_type", ["text/plain", "application/grpc", "", "application/json-seq",
                                           "application/x-protobuf\r\nX-Injected: 1"])
 def test_unknown_media_types_are_a_415(client, content_type):
-    response, _ = send(client, HostileRequest(Signal.METRICS, b"{}", content_type))
+    response, _ = send(client, HostileRequest(OtlpSignal.METRICS, b"{}", content_type))
 
     assert response.status_code == 415
 

@@ -12,7 +12,7 @@ from django.db import connection, connections, transaction
 from telemetry import error_groups
 from telemetry.fingerprints import Fingerprint, Source
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.retention import enforce_retention
 from tests.telemetry.ingest.otlp_builders import (
     SEVERITY_ERROR,
@@ -79,7 +79,7 @@ def test_error_logs_differing_only_in_numbers_count_into_one_group_per_minute():
         log_record(ns(NOW), SEVERITY_WARN, "pool almost exhausted (90 %)", {"event.name": "db.pool"}),
         log_record(ns(NOW) + 61_000_000_000, SEVERITY_ERROR, "token refresh failed", {"event.name": "auth.refresh"}),
     )
-    ingest(Signal.LOGS, request, now=NOW + timedelta(minutes=2))
+    ingest(OtlpSignal.LOGS, request, now=NOW + timedelta(minutes=2))
 
     refresh = Fingerprint.of(Source.LOG, "vc-server", "auth.refresh", "token refresh failed")
     assert minute_counts() == {(POOL.as_int, MINUTE): 3, (refresh.as_int, MINUTE + timedelta(minutes=1)): 1}
@@ -97,18 +97,18 @@ def test_error_logs_differing_only_in_numbers_count_into_one_group_per_minute():
 @pytest.mark.django_db
 def test_a_re_sent_batch_counts_nothing_twice_and_a_later_batch_adds_to_the_minute():
     first = logs_request(pool_error(1, 10), pool_error(2, 20))
-    ingest(Signal.LOGS, first, now=NOW + timedelta(minutes=1))
-    ingest(Signal.LOGS, first, now=NOW + timedelta(minutes=1))  # the collector retried
+    ingest(OtlpSignal.LOGS, first, now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.LOGS, first, now=NOW + timedelta(minutes=1))  # the collector retried
     assert minute_counts() == {(POOL.as_int, MINUTE): 2}
-    ingest(Signal.LOGS, logs_request(pool_error(1, 10), pool_error(3, 30)), now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.LOGS, logs_request(pool_error(1, 10), pool_error(3, 30)), now=NOW + timedelta(minutes=1))
     assert minute_counts() == {(POOL.as_int, MINUTE): 3}  # only the new record counted
     assert hour_counts() == {(POOL.as_int, MINUTE.replace(minute=0)): 3}
 
 
 @pytest.mark.django_db
 def test_an_older_request_keeps_the_newest_example_and_moves_first_seen_back():
-    ingest(Signal.LOGS, logs_request(pool_error(5, 50)), now=NOW + timedelta(minutes=1))
-    ingest(Signal.LOGS, logs_request(pool_error(1, 10)), now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.LOGS, logs_request(pool_error(5, 50)), now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.LOGS, logs_request(pool_error(1, 10)), now=NOW + timedelta(minutes=1))
     pool = groups()[POOL.as_int]
     assert (pool["first_seen"], pool["last_seen"]) == (NOW + timedelta(milliseconds=1), NOW + timedelta(milliseconds=5))
     assert pool["example_message"] == "pool exhausted (50 waiting)"
@@ -117,8 +117,8 @@ def test_an_older_request_keeps_the_newest_example_and_moves_first_seen_back():
 @pytest.mark.django_db
 def test_routes_are_bounded():
     records = [pool_error(n, n, route=f"/api/v1/r{chr(97 + n)}") for n in range(error_groups.MAX_ROUTES + 3)]
-    ingest(Signal.LOGS, logs_request(*records[:4]), now=NOW + timedelta(minutes=1))
-    ingest(Signal.LOGS, logs_request(*records[4:]), now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.LOGS, logs_request(*records[:4]), now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.LOGS, logs_request(*records[4:]), now=NOW + timedelta(minutes=1))
     assert groups()[POOL.as_int]["routes"] == [f"/api/v1/r{chr(97 + n)}" for n in range(error_groups.MAX_ROUTES)]
 
 
@@ -133,8 +133,8 @@ def test_failed_spans_count_into_span_groups_and_slow_spans_do_not():
         span(b"\x03" * 16, b"\x03" * 8, start + 2000, 2500, name="POST /api/v1/messages",
              attributes={"http.route": "/api/v1/messages", "http.response.status_code": 200}),
     )
-    ingest(Signal.TRACES, request, now=NOW + timedelta(minutes=1))
-    ingest(Signal.TRACES, request, now=NOW + timedelta(minutes=1))  # re-sent: nothing new
+    ingest(OtlpSignal.TRACES, request, now=NOW + timedelta(minutes=1))
+    ingest(OtlpSignal.TRACES, request, now=NOW + timedelta(minutes=1))  # re-sent: nothing new
 
     status_5xx = Fingerprint.of(Source.SPAN, "vc-server", "POST /api/v1/messages", "status 500")
     assert minute_counts() == {(status_5xx.as_int, MINUTE): 2}
@@ -165,7 +165,7 @@ def test_two_receivers_at_once_count_exactly(committed_groups):
     def deliver(records, hold: bool) -> None:
         try:
             with transaction.atomic():
-                ingest(Signal.LOGS, logs_request(*records), now=NOW + timedelta(minutes=1))
+                ingest(OtlpSignal.LOGS, logs_request(*records), now=NOW + timedelta(minutes=1))
                 if hold:  # keep the first receiver's counts uncommitted while the second one runs into them
                     first_counted.set()
                     release_first.wait(10)

@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from telemetry import live_windows, redis_client
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.queries.live import live_red
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
 
@@ -31,7 +31,7 @@ def request_span(duration_ms: float, attributes=ROUTE, ended_ago=timedelta(secon
 
 def test_server_spans_count_as_requests_errors_and_latency_of_their_route():
     spans = [request_span(40) for _ in range(18)] + [request_span(2500, FAILED_ROUTE) for _ in range(2)]
-    ingest(Signal.TRACES, traces_request(*spans, service="kaiku-api"))
+    ingest(OtlpSignal.TRACES, traces_request(*spans, service="kaiku-api"))
 
     red = live_red(seconds=60)
 
@@ -48,7 +48,7 @@ def test_server_spans_count_as_requests_errors_and_latency_of_their_route():
 
 
 def test_only_recent_server_spans_count():
-    ingest(Signal.TRACES, traces_request(
+    ingest(OtlpSignal.TRACES, traces_request(
         request_span(10, kind=Span.SPAN_KIND_CLIENT, parent=b"\x01" * 8),
         request_span(10, kind=Span.SPAN_KIND_INTERNAL),
         request_span(10, kind=Span.SPAN_KIND_CONSUMER),
@@ -61,18 +61,18 @@ def test_only_recent_server_spans_count():
 
 
 def test_a_failed_span_without_a_status_code_is_a_server_error():
-    ingest(Signal.TRACES, traces_request(request_span(10, attributes={"http.route": "/x"}, error=True)))
+    ingest(OtlpSignal.TRACES, traces_request(request_span(10, attributes={"http.route": "/x"}, error=True)))
     assert live_red().total.errors == 1
 
 
 def test_every_process_adds_to_the_same_window():
     for _ in range(3):  # three export requests, as three web processes would send them
-        ingest(Signal.TRACES, traces_request(request_span(10)))
+        ingest(OtlpSignal.TRACES, traces_request(request_span(10)))
     assert live_red().total.requests == 3
 
 
 def test_windows_expire_on_their_own():
-    ingest(Signal.TRACES, traces_request(request_span(10)))
+    ingest(OtlpSignal.TRACES, traces_request(request_span(10)))
     key = live_windows.window_key(live_windows.window_start(timezone.now().timestamp()))
     assert 0 < redis_client.client().ttl(key) <= live_windows.KEEP_SECONDS
 
@@ -87,7 +87,7 @@ def test_without_redis_ingest_still_stores_and_reading_says_unavailable(settings
     monkeypatch.setattr(redis_client, "_client", None)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: a real connection failure
     try:
-        outcome = ingest(Signal.TRACES, traces_request(request_span(10, FAILED_ROUTE)))
+        outcome = ingest(OtlpSignal.TRACES, traces_request(request_span(10, FAILED_ROUTE)))
         assert outcome.stored == 1
         assert live_red() is None
     finally:
@@ -95,7 +95,7 @@ def test_without_redis_ingest_still_stores_and_reading_says_unavailable(settings
 
 
 def test_a_platform_that_just_started_sending_is_measured_from_its_first_window():
-    ingest(Signal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
+    ingest(OtlpSignal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
 
     red = live_red(seconds=60)
 
@@ -110,7 +110,7 @@ def test_a_platform_that_was_already_sending_is_measured_over_the_whole_minute()
     earlier.spans = 1
     earlier.add_request("kaiku-api", "/x", 1_000_000, False)
     live_windows.record(earlier)
-    ingest(Signal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
+    ingest(OtlpSignal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
 
     red = live_red(now=now, seconds=60)
 

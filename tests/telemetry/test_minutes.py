@@ -13,7 +13,7 @@ from telemetry import minutes
 from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Label, Metric
 from telemetry.ingest import buffer
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.partitions import ensure_partitions, partition_name
 from telemetry.storage import upsert_metric_samples
 from tests.factories import HTTP_DURATION_BOUNDS, MetricSampleFactory
@@ -126,13 +126,13 @@ def test_the_flush_writes_the_minutes_in_its_transaction_and_a_late_point_keeps_
     def at(seconds: float) -> int:
         return ns(MINUTE) + int(seconds * 1_000_000_000)
 
-    ingest(Signal.METRICS, metrics_request(
+    ingest(OtlpSignal.METRICS, metrics_request(
         counter(Metric.HTTP_REQUESTS_TOTAL, [(start, at(10), 100, route)]),
         histogram(Metric.HTTP_REQUEST_DURATION_SECONDS, [(start, at(10), [0.1, 1.0], [1, 2, 3], 1.5, route)]),
     ))
     buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
     first = minute_rows()
-    ingest(Signal.METRICS, metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(start, at(50), 160, route)])))
+    ingest(OtlpSignal.METRICS, metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(start, at(50), 160, route)])))
     buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
 
     rows = minute_rows()
@@ -143,7 +143,7 @@ def test_the_flush_writes_the_minutes_in_its_transaction_and_a_late_point_keeps_
 
 def test_an_interrupted_flush_writes_no_minutes(monkeypatch):
     start = ns(MINUTE - timedelta(hours=1))
-    ingest(Signal.METRICS, metrics_request(counter(
+    ingest(OtlpSignal.METRICS, metrics_request(counter(
         Metric.HTTP_REQUESTS_TOTAL, [(start, ns(MINUTE) + 10_000_000_000, 100, {"http.route": "/x"})])))
 
     def recompute_then_die(cursor, keys):
@@ -210,12 +210,12 @@ def test_a_late_point_of_a_minute_whose_samples_retention_dropped_is_added_to_it
             histogram(Metric.HTTP_REQUEST_DURATION_SECONDS, [(start, at, bounds, counts, 1.5, route)]),
         )
 
-    ingest(Signal.METRICS, points(10, 100, [1, 2, 3]))
+    ingest(OtlpSignal.METRICS, points(10, 100, [1, 2, 3]))
     buffer.flush_pending()
     assert minute_rows() == rows_from_samples()  # added to an empty minute: what a rebuild gives
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM telemetry_metric_samples")  # the sample tier of retention
-    ingest(Signal.METRICS, points(50, 160, [2, 3, 4]))
+    ingest(OtlpSignal.METRICS, points(50, 160, [2, 3, 4]))
     buffer.flush_pending()
 
     rows = {row[1]: row for row in minute_rows()}

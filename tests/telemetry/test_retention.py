@@ -23,7 +23,7 @@ from telemetry.models import (
     LogEvent,
     MetricSample,
 )
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.packing import LOG_CHUNKS, LOG_VIEW, TRACE_CHUNKS, TRACE_VIEW, pack_due
 from telemetry.partitions import day_partitions, ensure_partitions
 from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention
@@ -275,7 +275,7 @@ def test_a_shorter_purge_does_not_expire_stream_state_sooner():
 def test_a_stream_resuming_after_its_state_expired_only_sets_a_new_baseline():
     def export(value: int):
         point = (DAYS_AGO_40_NS, ns(timezone.now()), value, {})
-        return ingest(Signal.METRICS, metrics_request(counter(Metric.WS_RECONNECTS_TOTAL, [point])))
+        return ingest(OtlpSignal.METRICS, metrics_request(counter(Metric.WS_RECONNECTS_TOTAL, [point])))
 
     export(10)
     with connection.cursor() as cursor:

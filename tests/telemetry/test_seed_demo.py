@@ -14,7 +14,7 @@ from telemetry.ingest.buffer import flush_pending
 from telemetry.ingest.pipeline import ingest
 from telemetry.ingest.seed import seed_history
 from telemetry.models import LogEvent, MetricSample, TraceIndexEntry
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.queries.live import live_red
 from telemetry.simulator.platform import Platform
 from telemetry.simulator.profiles import get_profile
@@ -94,7 +94,7 @@ def test_a_later_run_seeds_only_the_rest_of_a_partly_seeded_day_and_never_a_minu
     live = Platform(LIGHT, seed=7, started_at=UNTIL, instance_id="vc-server-1-abcdef")
     for second in range(10, 601, 10):
         moment = UNTIL + timedelta(seconds=second)
-        ingest(Signal.METRICS, live.step(moment, 10).metrics, now=moment)
+        ingest(OtlpSignal.METRICS, live.step(moment, 10).metrics, now=moment)
     flush_pending(now=UNTIL + timedelta(minutes=11))
     live_minutes = request_minutes(since=UNTIL)
     live_requests = requests_in(UNTIL, UNTIL + timedelta(minutes=11))

@@ -12,7 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
 from telemetry import service_instances
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import ServiceInstance
-from telemetry.otlp import JSON, PROTOBUF, Signal, encode_request
+from telemetry.otlp import JSON, PROTOBUF, OtlpSignal, encode_request
 from tests.telemetry.ingest.otlp_builders import SEVERITY_ERROR, key_values, log_record, ns
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_non_text_values_are_kept_as_text_and_lists_are_ignored():
     listed = AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(string_value="b")]))
     request.resource_logs[0].resource.attributes.add(key="service.instance.id", value=listed)
 
-    ingest(Signal.LOGS, request, now=NOW)
+    ingest(OtlpSignal.LOGS, request, now=NOW)
 
     assert (only_instance().version, only_instance().instance_id) == ("3", "")
 
@@ -107,14 +107,14 @@ def test_every_signal_records_its_resources():
         resource_spans.resource.attributes.extend(
             key_values({"service.name": "api", "service.instance.id": instance_id}))
 
-    ingest(Signal.TRACES, request, now=NOW)
+    ingest(OtlpSignal.TRACES, request, now=NOW)
 
     assert sorted(ServiceInstance.objects.values_list("instance_id", flat=True)) == ["a", "b"]
 
 
 def test_a_process_skips_rewriting_what_it_wrote_in_the_last_30_seconds(django_assert_num_queries):
     resource = {"service.name": "vc-server", "service.version": "1", "service.instance.id": "pod-1"}
-    ingest(Signal.LOGS, logs_export(resource), now=NOW)
+    ingest(OtlpSignal.LOGS, logs_export(resource), now=NOW)
 
     resources = [logs_export(resource).resource_logs[0].resource]
     with django_assert_num_queries(0):

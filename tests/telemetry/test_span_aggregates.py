@@ -17,7 +17,7 @@ from telemetry import live_windows, span_aggregates
 from telemetry.ingest import pipeline
 from telemetry.ingest.outcome import IngestOutcome
 from telemetry.ingest.traces import store_trace_rows
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.packing import TRACES, pack_range
 from telemetry.retention import enforce_retention
 from telemetry.storage import TRACE_COLUMNS, insert_trace_rows
@@ -98,8 +98,8 @@ def test_ingest_counts_a_re_sent_batch_once():
              attributes={"http.route": "/a", "http.response.status_code": 404}),
     )
     with override_settings(TELEMETRY_TRACE_SAMPLE_RATE=0.0):
-        pipeline.ingest(Signal.TRACES, request, now=now)
-        pipeline.ingest(Signal.TRACES, request, now=now)  # the collector retries: the same spans again
+        pipeline.ingest(OtlpSignal.TRACES, request, now=now)
+        pipeline.ingest(OtlpSignal.TRACES, request, now=now)  # the collector retries: the same spans again
 
     minute = (now - timedelta(seconds=5)).replace(second=0, microsecond=0)
     assert _aggregates(span_aggregates.MINUTES_TABLE) == {
@@ -199,7 +199,7 @@ def test_two_receivers_storing_at_once_count_every_span_once():
             for batch in own:  # as the receiver stores a request's spans: one COPY, one transaction
                 with transaction.atomic():
                     store_trace_rows([tuple(row[column] for column in TRACE_COLUMNS) for row in batch + shared],
-                                     IngestOutcome(Signal.TRACES))
+                                     IngestOutcome(OtlpSignal.TRACES))
         except BaseException as error:  # noqa: BLE001 - reported by the assertion below
             errors.append(error)
         finally:

@@ -11,7 +11,7 @@ from django.db import connection
 from telemetry import span_errors
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.traces import KeptReason, TraceSelection, trace_rows
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.queries import records
 from telemetry.storage import TRACE_COLUMNS, insert_trace_rows
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
@@ -56,7 +56,7 @@ def test_a_failed_span_that_answered_404_is_an_error_in_the_trace_list_as_in_the
         span(b"\xff" * 16, b"\x02" * 8, ns(NOW), 5, attributes={"http.response.status_code": 502}),
     )
     rows = [dict(zip(TRACE_COLUMNS, row, strict=True))
-            for row in trace_rows(request, IngestOutcome(Signal.TRACES), TimeWindow.around(NOW), selection)]
+            for row in trace_rows(request, IngestOutcome(OtlpSignal.TRACES), TimeWindow.around(NOW), selection)]
     insert_trace_rows(rows)
 
     found = records.spans(NOW - timedelta(minutes=1), NOW + timedelta(minutes=1), status="error",

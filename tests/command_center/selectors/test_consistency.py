@@ -23,7 +23,7 @@ from command_center.thresholds import Status, status_for, thresholds
 from telemetry.contract import Label, Metric
 from telemetry.ingest import buffer, cardinality
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 from tests.telemetry.ingest.otlp_builders import counter, gauge, histogram, metrics_request, ns
 
@@ -74,7 +74,7 @@ class Sfu:
                 gauge(Metric.VOICE_SESSIONS_ACTIVE, [(at_ns, float(sum(rooms)), {})]),
                 counter(Metric.VOICE_RTP_PACKETS_FORWARDED_TOTAL, [(start_ns, at_ns, self.rtp, {})]),
             ]
-        ingest(Signal.METRICS, metrics_request(*sent, service="vc-sfu"), now=now)
+        ingest(OtlpSignal.METRICS, metrics_request(*sent, service="vc-sfu"), now=now)
 
     def share(self, key: str, outcome: str, since: datetime) -> float:
         """The expected share in percent of the events exported at or after `since` (all in whole minutes)."""

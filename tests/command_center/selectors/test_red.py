@@ -11,7 +11,7 @@ from django.utils import timezone
 from command_center import probes
 from command_center.selectors import overview, red
 from telemetry.ingest.pipeline import ingest
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 from tests.command_center.test_selectors_overview import seed_http
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
@@ -28,7 +28,7 @@ def send_requests(count: int, duration_ms: float, status: int, route: str = "/ap
     start = timezone.now() - timedelta(seconds=2)
     spans = [span(os.urandom(16), os.urandom(8), ns(start), duration_ms,
                   attributes={"http.route": route, "http.response.status_code": status}) for _ in range(count)]
-    ingest(Signal.TRACES, traces_request(*spans, service="kaiku-api"))
+    ingest(OtlpSignal.TRACES, traces_request(*spans, service="kaiku-api"))
 
 
 def test_spans_win_over_metrics_and_every_place_shows_the_same_numbers(started_long_ago):

@@ -10,7 +10,7 @@ from command_center.selectors.server import LIVE_WINDOW, server_metadata
 from telemetry import service_instances
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import ServiceInstance
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.simulator.platform import Platform
 from telemetry.simulator.profiles import LIGHT
 
@@ -84,7 +84,7 @@ def test_the_simulated_platform_shows_its_version_and_environment():
     platform = Platform(LIGHT, seed=1, started_at=started)
     for seconds in (0, 60, 120, 180):
         batch = platform.step(started + timedelta(seconds=seconds), 60)
-        ingest(Signal.TRACES, batch.traces, now=started + timedelta(seconds=seconds))
+        ingest(OtlpSignal.TRACES, batch.traces, now=started + timedelta(seconds=seconds))
 
     assert server_metadata(NOW) == {
         "service": "vc-server",

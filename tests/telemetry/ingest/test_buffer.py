@@ -19,7 +19,7 @@ from telemetry.contract import Metric
 from telemetry.ingest import buffer
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import MetricSample
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from tests.telemetry.ingest.otlp_builders import counter, gauge, histogram, metrics_request, ns
 
 pytestmark = pytest.mark.django_db
@@ -55,8 +55,8 @@ def samples() -> dict:
 
 
 def test_cumulative_points_become_minute_increases():
-    ingest(Signal.METRICS, requests_counter((10, 100), (30, 130)))  # first point: start inside retention
-    ingest(Signal.METRICS, requests_counter((70, 150)))
+    ingest(OtlpSignal.METRICS, requests_counter((10, 100), (30, 130)))  # first point: start inside retention
+    ingest(OtlpSignal.METRICS, requests_counter((70, 150)))
 
     report = buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
 
@@ -69,11 +69,11 @@ def test_cumulative_points_become_minute_increases():
 
 def test_a_resent_batch_is_not_counted_twice():
     request = requests_counter((10, 100), (30, 130))
-    ingest(Signal.METRICS, request)
-    ingest(Signal.METRICS, request)
+    ingest(OtlpSignal.METRICS, request)
+    ingest(OtlpSignal.METRICS, request)
     delta = metrics_request(counter(Metric.WS_RECONNECTS_TOTAL, [(at(0), at(20), 7, {})], temporality=1))
-    ingest(Signal.METRICS, delta)
-    ingest(Signal.METRICS, delta)
+    ingest(OtlpSignal.METRICS, delta)
+    ingest(OtlpSignal.METRICS, delta)
 
     buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
 
@@ -82,10 +82,10 @@ def test_a_resent_batch_is_not_counted_twice():
 
 
 def test_a_counter_reset_counts_the_new_value_and_never_goes_negative():
-    ingest(Signal.METRICS, requests_counter((10, 100)))
+    ingest(OtlpSignal.METRICS, requests_counter((10, 100)))
     restarted = ns(MINUTE + timedelta(seconds=20))
     ingest(
-        Signal.METRICS, metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(restarted, at(40), 5, ROUTE)]))
+        OtlpSignal.METRICS, metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(restarted, at(40), 5, ROUTE)]))
     )
 
     buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
@@ -95,7 +95,7 @@ def test_a_counter_reset_counts_the_new_value_and_never_goes_negative():
 
 def test_gauges_keep_the_last_value_and_count_observations():
     ingest(
-        Signal.METRICS,
+        OtlpSignal.METRICS,
         metrics_request(gauge(Metric.WS_CONNECTIONS_ACTIVE, [(at(50), 7.0, {}), (at(10), 3.0, {})])),
     )
 
@@ -108,7 +108,7 @@ def test_gauges_keep_the_last_value_and_count_observations():
 def test_histograms_merge_buckets_and_get_percentiles():
     bounds = [0.1, 0.5, 1.0]
     ingest(
-        Signal.METRICS,
+        OtlpSignal.METRICS,
         metrics_request(
             histogram(
                 Metric.DB_QUERY_DURATION_SECONDS,
@@ -131,7 +131,7 @@ def test_histograms_merge_buckets_and_get_percentiles():
 
 def test_the_open_minute_waits_unless_asked_for():
     now = datetime.now(UTC)
-    ingest(Signal.METRICS, metrics_request(gauge(Metric.WS_CONNECTIONS_ACTIVE, [(ns(now), 7.0, {})])))
+    ingest(OtlpSignal.METRICS, metrics_request(gauge(Metric.WS_CONNECTIONS_ACTIVE, [(ns(now), 7.0, {})])))
 
     assert buffer.flush_pending(now=now).points == 0
     assert buffer.flush_pending(now=now, include_open_minute=True).points == 1
@@ -139,9 +139,9 @@ def test_the_open_minute_waits_unless_asked_for():
 
 
 def test_late_points_add_to_an_already_flushed_minute():
-    ingest(Signal.METRICS, requests_counter((10, 100)))
+    ingest(OtlpSignal.METRICS, requests_counter((10, 100)))
     buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
-    ingest(Signal.METRICS, requests_counter((50, 160)))
+    ingest(OtlpSignal.METRICS, requests_counter((50, 160)))
 
     buffer.flush_pending(now=MINUTE + timedelta(minutes=5))
 
@@ -149,7 +149,7 @@ def test_late_points_add_to_an_already_flushed_minute():
 
 
 def test_an_interrupted_flush_writes_nothing_and_the_next_one_is_exact(monkeypatch):
-    ingest(Signal.METRICS, requests_counter((10, 100), (30, 130)))
+    ingest(OtlpSignal.METRICS, requests_counter((10, 100), (30, 130)))
     real_upsert = buffer.upsert_metric_samples
 
     def upsert_then_die(rows, using="default"):
@@ -188,7 +188,7 @@ def test_a_second_flush_while_one_runs_is_skipped():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_flush_killed_inside_its_transaction_loses_and_doubles_nothing(empty_receiver_tables):
-    ingest(Signal.METRICS, requests_counter((10, 100), (30, 130)))
+    ingest(OtlpSignal.METRICS, requests_counter((10, 100), (30, 130)))
     flush_now = MINUTE + timedelta(minutes=5)
     with connection.cursor() as cursor:
         # Held here, the samples lock stops the flush after it has deleted the pending rows, before commit.
@@ -219,7 +219,7 @@ def test_two_receivers_posting_one_cumulative_stream_interleaved_count_its_last_
         try:
             start.wait()
             for point in share:
-                ingest(Signal.METRICS, requests_counter(point))
+                ingest(OtlpSignal.METRICS, requests_counter(point))
         finally:
             connection.close()
 

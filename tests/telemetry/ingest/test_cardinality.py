@@ -12,7 +12,7 @@ from telemetry.contract import CARDINALITY_BUDGET, OVERFLOW_LABELS, Event, Metri
 from telemetry.ingest import buffer, cardinality
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import LogEvent, MetricSample, Series, StoredLogEvent
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from tests.telemetry.ingest.otlp_builders import DELTA, counter, metrics_request, ns
 
 pytestmark = pytest.mark.django_db
@@ -30,9 +30,9 @@ def errors_by_route(routes: range, second: int = 1):
 
 
 def test_label_sets_beyond_the_budget_fold_into_overflow_and_totals_stay_right():
-    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5)))
+    ingest(OtlpSignal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5)))
     cardinality.forget_known_series()  # as another web process would see it
-    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5), second=2))
+    ingest(OtlpSignal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5), second=2))
 
     buffer.flush_pending(now=MINUTE + timedelta(minutes=2))
 
@@ -46,8 +46,8 @@ def test_label_sets_beyond_the_budget_fold_into_overflow_and_totals_stay_right()
 
 
 def test_known_label_sets_keep_their_place():
-    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET)))
-    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET), second=2))
+    ingest(OtlpSignal.METRICS, errors_by_route(range(CARDINALITY_BUDGET)))
+    ingest(OtlpSignal.METRICS, errors_by_route(range(CARDINALITY_BUDGET), second=2))
 
     buffer.flush_pending(now=MINUTE + timedelta(minutes=2))
 
@@ -56,12 +56,12 @@ def test_known_label_sets_keep_their_place():
 
 
 def test_the_hourly_warning_is_not_repeated_once_its_hour_is_packed():
-    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5)))
+    ingest(OtlpSignal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5)))
     with transaction.atomic(), connection.cursor() as cursor:
         packing.pack_range(cursor, packing.LOGS, MINUTE - timedelta(hours=1), MINUTE + timedelta(hours=1))
     cardinality.forget_known_series()
 
-    ingest(Signal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5), second=2))
+    ingest(OtlpSignal.METRICS, errors_by_route(range(CARDINALITY_BUDGET + 5), second=2))
 
     assert not LogEvent.objects.exists()  # nothing new hot: the hour's warning is packed already
     assert StoredLogEvent.objects.filter(event=Event.CARDINALITY_OVERFLOW).count() == 1

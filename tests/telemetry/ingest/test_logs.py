@@ -10,7 +10,7 @@ from telemetry.ingest.logs import log_rows
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import LogEvent
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.signals import error_logs_ingested
 from tests.telemetry.ingest.otlp_builders import (
     SEVERITY_ERROR,
@@ -27,7 +27,7 @@ TRACE_ID, SPAN_ID = bytes(range(1, 17)), bytes(range(1, 9))
 
 
 def convert(*records):
-    outcome = IngestOutcome(Signal.LOGS)
+    outcome = IngestOutcome(OtlpSignal.LOGS)
     return log_rows(logs_request(*records), outcome, WINDOW), outcome
 
 
@@ -127,9 +127,9 @@ def test_only_newly_inserted_error_rows_are_announced_after_commit(django_captur
     )
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            ingest(Signal.LOGS, request)
+            ingest(OtlpSignal.LOGS, request)
         with django_capture_on_commit_callbacks(execute=True):
-            ingest(Signal.LOGS, request)
+            ingest(OtlpSignal.LOGS, request)
     finally:
         error_logs_ingested.disconnect(receiver)
 

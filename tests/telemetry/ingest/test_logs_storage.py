@@ -15,7 +15,7 @@ from telemetry.ingest.logs import log_rows, store_logs
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import LogEvent
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.signals import error_logs_ingested
 from tests.telemetry.ingest.otlp_builders import SEVERITY_ERROR, SEVERITY_WARN, log_record, logs_request, ns
 
@@ -38,7 +38,7 @@ def stored_rows() -> list[dict]:
 
 
 def converted_rows(request) -> list[dict]:
-    return sorted(log_rows(request, IngestOutcome(Signal.LOGS), TimeWindow.around(NOW)), key=lambda row: row["ts"])
+    return sorted(log_rows(request, IngestOutcome(OtlpSignal.LOGS), TimeWindow.around(NOW)), key=lambda row: row["ts"])
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def announced():
 
 def ingest_committed(request, capture) -> IngestOutcome:
     with capture(execute=True):
-        return ingest(Signal.LOGS, request, now=NOW)
+        return ingest(OtlpSignal.LOGS, request, now=NOW)
 
 
 @pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_awkward_text_is_stored_exactly_as_converted():
         service="svc\twith\\odd\nname",
     )
 
-    outcome = ingest(Signal.LOGS, request, now=NOW)
+    outcome = ingest(OtlpSignal.LOGS, request, now=NOW)
 
     assert outcome.stored == 2
     assert stored_rows() == converted_rows(request)
@@ -159,7 +159,7 @@ def test_announcements_carry_the_stored_values(django_capture_on_commit_callback
 @pytest.mark.django_db
 def test_nothing_to_keep_touches_no_table(django_assert_num_queries):
     request = logs_request(log_record(ns(NOW), 9, "info only"))
-    outcome = IngestOutcome(Signal.LOGS)
+    outcome = IngestOutcome(OtlpSignal.LOGS)
 
     with django_assert_num_queries(0):
         store_logs(request, outcome, TimeWindow.around(NOW))
@@ -177,7 +177,7 @@ def test_concurrent_deliveries_of_one_batch_store_it_once(empty_receiver_tables)
 
     def deliver(name: str, hold: bool) -> None:
         try:
-            outcome = IngestOutcome(Signal.LOGS)
+            outcome = IngestOutcome(OtlpSignal.LOGS)
             with transaction.atomic():
                 store_logs(request, outcome, TimeWindow.around(NOW))
                 if hold:  # keep the rows uncommitted while the second delivery runs into them

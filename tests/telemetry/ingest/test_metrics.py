@@ -9,7 +9,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from telemetry.contract import FeatureFlag, Kind, Metric
 from telemetry.ingest.metrics import metric_points
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from tests.telemetry.ingest.otlp_builders import DELTA, counter, gauge, histogram, metrics_request, ns
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -18,7 +18,7 @@ T, START = ns(NOW), ns(NOW - timedelta(hours=1))
 
 
 def convert(*metrics, flags=()):
-    outcome = IngestOutcome(Signal.METRICS)
+    outcome = IngestOutcome(OtlpSignal.METRICS)
     return metric_points(metrics_request(*metrics), outcome, WINDOW, flags), outcome
 
 

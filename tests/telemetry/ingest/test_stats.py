@@ -7,7 +7,7 @@ import pytest
 from telemetry import redis_client
 from telemetry.ingest import stats
 from telemetry.ingest.outcome import IngestOutcome
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 
 pytestmark = pytest.mark.django_db
 
@@ -20,11 +20,11 @@ def clean_stats(settings):
 
 
 def test_requests_add_up_per_signal(clean_stats):
-    outcome = IngestOutcome(Signal.LOGS, accepted=5, not_kept=2, stored=3)
+    outcome = IngestOutcome(OtlpSignal.LOGS, accepted=5, not_kept=2, stored=3)
     outcome.reject("no timestamp", 1)
 
-    stats.record_request(Signal.LOGS, outcome, body_bytes=1000, decode_ms=2.0)
-    stats.record_request(Signal.LOGS, outcome, body_bytes=500, decode_ms=4.0)
+    stats.record_request(OtlpSignal.LOGS, outcome, body_bytes=1000, decode_ms=2.0)
+    stats.record_request(OtlpSignal.LOGS, outcome, body_bytes=500, decode_ms=4.0)
 
     logs = stats.receiver_stats()["signals"]["logs"]
     assert {
@@ -39,13 +39,14 @@ def test_a_redis_outage_never_fails_recording(settings, monkeypatch):
     monkeypatch.setattr(redis_client, "_client", None)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: a real connection failure
     try:
-        stats.record_request(Signal.TRACES, IngestOutcome(Signal.TRACES, accepted=1), 10, 1.0)
+        stats.record_request(OtlpSignal.TRACES, IngestOutcome(OtlpSignal.TRACES, accepted=1), 10, 1.0)
         assert stats.receiver_stats()["available"] is False
     finally:
         monkeypatch.setattr(redis_client, "_client", None)
 
 
 def test_forbidden_drops_are_part_of_the_stats(clean_stats):
-    stats.record_request(Signal.METRICS, IngestOutcome(Signal.METRICS, accepted=2, forbidden_dropped=3), 10, 1.0)
+    outcome = IngestOutcome(OtlpSignal.METRICS, accepted=2, forbidden_dropped=3)
+    stats.record_request(OtlpSignal.METRICS, outcome, 10, 1.0)
 
     assert stats.receiver_stats()["signals"]["metrics"]["forbidden_dropped"] == 3

@@ -18,7 +18,7 @@ from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.pipeline import ingest
 from telemetry.ingest.streams import REASON_DECREASED
 from telemetry.models import MetricSample
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from tests.telemetry.ingest.otlp_builders import counter, metrics_request, ns
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def export(start_ns: int, seconds: float, value: int) -> IngestOutcome:
     """One export of the requests counter by a sender started at `start_ns` (every sender: one identity)."""
     request = metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(start_ns, at(seconds), value, ROUTE)]),
                               instance=INSTANCE)
-    return ingest(Signal.METRICS, request)
+    return ingest(OtlpSignal.METRICS, request)
 
 
 def stored_requests() -> int:
@@ -87,7 +87,7 @@ def test_a_stream_started_before_retention_sets_its_baseline_as_not_kept_then_co
 def test_a_point_starting_after_its_own_time_is_refused_with_a_reason():
     request = metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(at(20), at(10), 5, ROUTE)]))
 
-    outcome = ingest(Signal.METRICS, request)
+    outcome = ingest(OtlpSignal.METRICS, request)
 
     assert (outcome.accepted, outcome.rejected) == (0, 1)
     assert REASON_START_AFTER_TIME in outcome.error_message()
@@ -98,13 +98,13 @@ def test_a_stream_keyed_before_start_times_were_part_of_the_key_continues_where_
     continued, so an upgrade does not count every running stream in full once more."""
     start = ns(MINUTE - timedelta(hours=1))
     request = metrics_request(counter(Metric.HTTP_REQUESTS_TOTAL, [(start, at(15), 130, ROUTE)]), instance=INSTANCE)
-    (point,) = metric_points(request, IngestOutcome(Signal.METRICS), TimeWindow.around(datetime.now(UTC)), ())
+    (point,) = metric_points(request, IngestOutcome(OtlpSignal.METRICS), TimeWindow.around(datetime.now(UTC)), ())
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO telemetry_metric_streams (stream_key, metric_name, start_time_ns, last_time_ns,"
                        " last_count, last_sum) VALUES (%s, %s, %s, %s, 0, 100)",
                        [point.series_key, point.metric, start, at(5)])
 
-    ingest(Signal.METRICS, request)
+    ingest(OtlpSignal.METRICS, request)
 
     assert point.stream_key != point.series_key
     assert stored_requests() == 30

@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from telemetry import packing
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.traces import KeptReason, TraceSelection, store_trace_rows, trace_rows
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
 
@@ -25,7 +25,7 @@ INTERNAL = Span.SPAN_KIND_INTERNAL
 
 
 def kept(*spans, selection=NO_SAMPLING):
-    outcome = IngestOutcome(Signal.TRACES)
+    outcome = IngestOutcome(OtlpSignal.TRACES)
     rows = trace_rows(traces_request(*spans), outcome, WINDOW, selection)
     return [dict(zip(TRACE_COLUMNS, row, strict=True)) for row in rows], outcome
 
@@ -161,12 +161,12 @@ def test_each_kept_span_records_the_first_rule_that_kept_it():
 @pytest.mark.django_db
 def test_spans_resent_after_their_hour_was_packed_are_not_stored_again():
     rows, _ = kept(span(NEVER_SAMPLED, sid(1), ns(NOW), 5, error=True), span(NEVER_SAMPLED, sid(2), ns(NOW), 1000))
-    stored = IngestOutcome(Signal.TRACES)
+    stored = IngestOutcome(OtlpSignal.TRACES)
     store_trace_rows([tuple(row.values()) for row in rows], stored)
     with transaction.atomic(), connection.cursor() as cursor:
         assert packing.pack_range(cursor, packing.TRACES, NOW - timedelta(hours=1), NOW + timedelta(hours=1)) == 2
 
-    again = IngestOutcome(Signal.TRACES)
+    again = IngestOutcome(OtlpSignal.TRACES)
     store_trace_rows([tuple(row.values()) for row in rows], again)
 
     assert (stored.stored, again.stored) == (2, 0)

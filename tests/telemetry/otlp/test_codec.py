@@ -20,9 +20,9 @@ from telemetry.otlp import (
     JSON,
     PROTOBUF,
     InvalidPayload,
+    OtlpSignal,
     PayloadError,
     PayloadTooLarge,
-    Signal,
     UnsupportedMediaType,
     decode_request,
     encode_request,
@@ -99,10 +99,10 @@ def metrics_request() -> ExportMetricsServiceRequest:
     return request
 
 
-REQUESTS = {Signal.TRACES: traces_request, Signal.LOGS: logs_request, Signal.METRICS: metrics_request}
+REQUESTS = {OtlpSignal.TRACES: traces_request, OtlpSignal.LOGS: logs_request, OtlpSignal.METRICS: metrics_request}
 
 
-def decode_json(signal: Signal, document: dict, max_bytes: int = MAX_BYTES):
+def decode_json(signal: OtlpSignal, document: dict, max_bytes: int = MAX_BYTES):
     return decode_request(signal, json.dumps(document).encode(), JSON, None, max_bytes)
 
 
@@ -110,7 +110,7 @@ def otlp_json_span(**fields: object) -> dict:
     return {"resourceSpans": [{"scopeSpans": [{"spans": [fields]}]}]}
 
 
-@pytest.mark.parametrize("signal", list(Signal))
+@pytest.mark.parametrize("signal", list(OtlpSignal))
 @pytest.mark.parametrize("content_type", [PROTOBUF, JSON])
 @pytest.mark.parametrize("gzip", [False, True])
 def test_encoded_request_decodes_to_the_same_message(signal, content_type, gzip):
@@ -136,19 +136,19 @@ def test_json_hex_ids_are_read_as_bytes_in_any_case_and_both_key_spellings():
         parent_span_id="",
         links=[{"trace_id": LINKED_TRACE_ID.hex(), "spanId": LINKED_SPAN_ID.hex()}],
     )
-    span = decode_json(Signal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
+    span = decode_json(OtlpSignal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
     assert (span.trace_id, span.span_id, span.parent_span_id) == (TRACE_ID, SPAN_ID, b"")
     assert (span.links[0].trace_id, span.links[0].span_id) == (LINKED_TRACE_ID, LINKED_SPAN_ID)
 
 
 def test_json_log_and_exemplar_ids_are_read_as_hex():
     log_document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": TRACE_ID.hex()}]}]}]}
-    record = decode_json(Signal.LOGS, log_document).resource_logs[0].scope_logs[0].log_records[0]
+    record = decode_json(OtlpSignal.LOGS, log_document).resource_logs[0].scope_logs[0].log_records[0]
     assert record.trace_id == TRACE_ID
     exemplar = {"spanId": SPAN_ID.hex(), "asDouble": 1.5}
     metric = {"name": "m", "gauge": {"dataPoints": [{"asDouble": 1.5, "exemplars": [exemplar]}]}}
     metrics_document = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]}
-    decoded = decode_json(Signal.METRICS, metrics_document)
+    decoded = decode_json(OtlpSignal.METRICS, metrics_document)
     assert decoded.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0].exemplars[0].span_id == (
         SPAN_ID
     )
@@ -157,18 +157,18 @@ def test_json_log_and_exemplar_ids_are_read_as_hex():
 @pytest.mark.parametrize(
     ("signal", "document", "named_field"),
     [
-        (Signal.TRACES, otlp_json_span(traceId="zz" * 16), "span traceId"),
-        (Signal.TRACES, otlp_json_span(spanId=SPAN_ID.hex() + "00"), "span spanId"),
-        (Signal.TRACES, otlp_json_span(parentSpanId=base64.b64encode(SPAN_ID).decode()), "span parentSpanId"),
-        (Signal.TRACES, otlp_json_span(traceId=12345), "span traceId"),
-        (Signal.TRACES, otlp_json_span(links=[{"spanId": "ee e1 9b 7e c3 c1 b1"}]), "span link spanId"),
+        (OtlpSignal.TRACES, otlp_json_span(traceId="zz" * 16), "span traceId"),
+        (OtlpSignal.TRACES, otlp_json_span(spanId=SPAN_ID.hex() + "00"), "span spanId"),
+        (OtlpSignal.TRACES, otlp_json_span(parentSpanId=base64.b64encode(SPAN_ID).decode()), "span parentSpanId"),
+        (OtlpSignal.TRACES, otlp_json_span(traceId=12345), "span traceId"),
+        (OtlpSignal.TRACES, otlp_json_span(links=[{"spanId": "ee e1 9b 7e c3 c1 b1"}]), "span link spanId"),
         (
-            Signal.LOGS,
+            OtlpSignal.LOGS,
             {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"spanId": "not-hex!"}]}]}]},
             "logRecord spanId",
         ),
         (
-            Signal.METRICS,
+            OtlpSignal.METRICS,
             {
                 "resourceMetrics": [
                     {"scopeMetrics": [{"metrics": [{"sum": {"dataPoints": [{"exemplars": [{"traceId": "ab"}]}]}}]}]}
@@ -187,13 +187,14 @@ def test_json_64_bit_integers_may_be_strings_or_numbers():
     as_string = otlp_json_span(startTimeUnixNano="1700000000000000001")
     as_number = otlp_json_span(startTimeUnixNano=1700000000000000001)
     for document in (as_string, as_number):
-        span = decode_json(Signal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
+        span = decode_json(OtlpSignal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
         assert span.start_time_unix_nano == 1_700_000_000_000_000_001
 
 
 def test_json_enums_may_be_integers_or_names():
-    by_number = decode_json(Signal.TRACES, otlp_json_span(kind=3, status={"code": 2}))
-    by_name = decode_json(Signal.TRACES, otlp_json_span(kind="SPAN_KIND_CLIENT", status={"code": "STATUS_CODE_ERROR"}))
+    by_number = decode_json(OtlpSignal.TRACES, otlp_json_span(kind=3, status={"code": 2}))
+    by_name = decode_json(OtlpSignal.TRACES,
+                          otlp_json_span(kind="SPAN_KIND_CLIENT", status={"code": "STATUS_CODE_ERROR"}))
     assert by_number == by_name
     span = by_name.resource_spans[0].scope_spans[0].spans[0]
     assert (span.kind, span.status.code) == (
@@ -205,7 +206,7 @@ def test_json_enums_may_be_integers_or_names():
 def test_json_unknown_fields_are_ignored():
     document = otlp_json_span(name="GET /health", futureField={"nested": [1, 2]})
     document["resourceSpans"][0]["schemaVersion2"] = "x"
-    span = decode_json(Signal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
+    span = decode_json(OtlpSignal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
     assert span.name == "GET /health"
 
 
@@ -216,51 +217,51 @@ def test_json_unknown_fields_are_ignored():
 )
 def test_malformed_json_is_invalid_payload(body):
     with pytest.raises(InvalidPayload, match="JSON"):
-        decode_request(Signal.TRACES, body, JSON, None, MAX_BYTES)
+        decode_request(OtlpSignal.TRACES, body, JSON, None, MAX_BYTES)
 
 
 def test_json_of_the_wrong_shape_is_invalid_payload():
     with pytest.raises(InvalidPayload, match="resourceSpans"):
-        decode_json(Signal.TRACES, {"resourceSpans": {"not": "a list"}})
+        decode_json(OtlpSignal.TRACES, {"resourceSpans": {"not": "a list"}})
 
 
 def test_bytes_that_are_not_the_protobuf_message_are_invalid_payload():
     with pytest.raises(InvalidPayload, match="ExportTraceServiceRequest"):
-        decode_request(Signal.TRACES, b"\x0a\xff\xff\xff\xff\x0f", PROTOBUF, None, MAX_BYTES)
+        decode_request(OtlpSignal.TRACES, b"\x0a\xff\xff\xff\xff\x0f", PROTOBUF, None, MAX_BYTES)
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/X-Protobuf ; foo=bar"])
 def test_content_type_parameters_and_case_are_accepted(content_type):
     body = encode_request(traces_request(), content_type, gzip=False)
-    assert decode_request(Signal.TRACES, body, content_type, "identity", MAX_BYTES) == traces_request()
+    assert decode_request(OtlpSignal.TRACES, body, content_type, "identity", MAX_BYTES) == traces_request()
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/protobuf-ish", "", None])
 def test_other_content_types_are_unsupported(content_type):
     with pytest.raises(UnsupportedMediaType, match="application/x-protobuf") as raised:
-        decode_request(Signal.TRACES, b"{}", content_type, None, MAX_BYTES)
+        decode_request(OtlpSignal.TRACES, b"{}", content_type, None, MAX_BYTES)
     assert raised.value.http_status == 415
 
 
 def test_unknown_content_encoding_is_unsupported_media_type():
     with pytest.raises(UnsupportedMediaType, match="br"):
-        decode_request(Signal.TRACES, b"{}", JSON, "br", MAX_BYTES)
+        decode_request(OtlpSignal.TRACES, b"{}", JSON, "br", MAX_BYTES)
 
 
 def test_a_raw_body_over_the_limit_is_too_large():
     body = encode_request(traces_request(), PROTOBUF, gzip=False)
     with pytest.raises(PayloadTooLarge) as raised:
-        decode_request(Signal.TRACES, body, PROTOBUF, None, max_bytes=len(body) - 1)
+        decode_request(OtlpSignal.TRACES, body, PROTOBUF, None, max_bytes=len(body) - 1)
     assert raised.value.http_status == 413
-    assert decode_request(Signal.TRACES, body, PROTOBUF, None, max_bytes=len(body)) == traces_request()
+    assert decode_request(OtlpSignal.TRACES, body, PROTOBUF, None, max_bytes=len(body)) == traces_request()
 
 
 def test_a_gzip_body_inflating_past_the_limit_is_too_large():
     body = encode_request(traces_request(), JSON, gzip=True)
     inflated_size = len(zlib.decompress(body, wbits=31))
     with pytest.raises(PayloadTooLarge, match=str(inflated_size - 1)):
-        decode_request(Signal.TRACES, body, JSON, "gzip", max_bytes=inflated_size - 1)
-    assert decode_request(Signal.TRACES, body, JSON, "gzip", max_bytes=inflated_size) == traces_request()
+        decode_request(OtlpSignal.TRACES, body, JSON, "gzip", max_bytes=inflated_size - 1)
+    assert decode_request(OtlpSignal.TRACES, body, JSON, "gzip", max_bytes=inflated_size) == traces_request()
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +278,7 @@ def test_a_gzip_bomb_is_refused_quickly_within_bounded_memory(gzip_bomb):
         baseline = tracemalloc.get_traced_memory()[0]
         started = time.perf_counter()
         with pytest.raises(PayloadTooLarge):
-            decode_request(Signal.TRACES, gzip_bomb, PROTOBUF, "gzip", MAX_BYTES)
+            decode_request(OtlpSignal.TRACES, gzip_bomb, PROTOBUF, "gzip", MAX_BYTES)
         elapsed = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1] - baseline
     finally:
@@ -289,23 +290,23 @@ def test_a_gzip_bomb_is_refused_quickly_within_bounded_memory(gzip_bomb):
 def test_a_truncated_gzip_body_is_invalid_payload():
     body = encode_request(logs_request(), PROTOBUF, gzip=True)
     with pytest.raises(InvalidPayload, match="truncated"):
-        decode_request(Signal.LOGS, body[:-5], PROTOBUF, "gzip", MAX_BYTES)
+        decode_request(OtlpSignal.LOGS, body[:-5], PROTOBUF, "gzip", MAX_BYTES)
 
 
 def test_a_corrupt_gzip_body_is_invalid_payload():
     body = encode_request(logs_request(), PROTOBUF, gzip=False)
     with pytest.raises(InvalidPayload, match="corrupt"):
-        decode_request(Signal.LOGS, body, PROTOBUF, "gzip", MAX_BYTES)
+        decode_request(OtlpSignal.LOGS, body, PROTOBUF, "gzip", MAX_BYTES)
 
 
 def test_concatenated_gzip_members_are_one_body():
     body = encode_request(logs_request(), PROTOBUF, gzip=False)
     half = len(body) // 2
     two_members = zlib.compress(body[:half], wbits=31) + zlib.compress(body[half:], wbits=31)
-    assert decode_request(Signal.LOGS, two_members, PROTOBUF, "gzip", MAX_BYTES) == logs_request()
+    assert decode_request(OtlpSignal.LOGS, two_members, PROTOBUF, "gzip", MAX_BYTES) == logs_request()
 
 
-@pytest.mark.parametrize("signal", list(Signal))
+@pytest.mark.parametrize("signal", list(OtlpSignal))
 def test_protobuf_response_without_rejections_is_empty(signal):
     body, content_type = encode_response(signal, PROTOBUF, rejected=0, error_message="")
     assert content_type == PROTOBUF
@@ -313,7 +314,7 @@ def test_protobuf_response_without_rejections_is_empty(signal):
     assert not response.HasField("partial_success")
 
 
-@pytest.mark.parametrize("signal", list(Signal))
+@pytest.mark.parametrize("signal", list(OtlpSignal))
 def test_protobuf_response_reports_rejections_as_partial_success(signal):
     body, _ = encode_response(signal, PROTOBUF, rejected=3, error_message="3 summary points rejected")
     partial = signal.response_class.FromString(body).partial_success
@@ -324,9 +325,9 @@ def test_protobuf_response_reports_rejections_as_partial_success(signal):
 @pytest.mark.parametrize(
     ("signal", "rejected_key"),
     [
-        (Signal.METRICS, "rejectedDataPoints"),
-        (Signal.LOGS, "rejectedLogRecords"),
-        (Signal.TRACES, "rejectedSpans"),
+        (OtlpSignal.METRICS, "rejectedDataPoints"),
+        (OtlpSignal.LOGS, "rejectedLogRecords"),
+        (OtlpSignal.TRACES, "rejectedSpans"),
     ],
 )
 def test_json_response_uses_lower_camel_case(signal, rejected_key):
@@ -366,7 +367,7 @@ def test_grpc_code_for_http_status(http_status, grpc_code):
     assert grpc_code_for_http_status(http_status) == grpc_code
 
 
-def _decodes_or_refuses(signal: Signal, body: bytes, content_type: str, encoding: str | None) -> None:
+def _decodes_or_refuses(signal: OtlpSignal, body: bytes, content_type: str, encoding: str | None) -> None:
     try:
         message = decode_request(signal, body, content_type, encoding, max_bytes=64 * 1024)
     except PayloadError as error:
@@ -379,13 +380,13 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(signal=st.sampled_from(list(Signal)), body=st.binary(max_size=2048), gzip=st.booleans())
+@given(signal=st.sampled_from(list(OtlpSignal)), body=st.binary(max_size=2048), gzip=st.booleans())
 def test_fuzz_random_protobuf_bytes(signal, body, gzip):
     _decodes_or_refuses(signal, body, PROTOBUF, "gzip" if gzip else None)
 
 
 @FUZZ
-@given(signal=st.sampled_from(list(Signal)), body=st.binary(max_size=2048))
+@given(signal=st.sampled_from(list(OtlpSignal)), body=st.binary(max_size=2048))
 def test_fuzz_random_json_bytes(signal, body):
     _decodes_or_refuses(signal, body, JSON, None)
 
@@ -450,6 +451,6 @@ _JSON_DOCUMENTS = st.recursive(
 
 
 @FUZZ
-@given(signal=st.sampled_from(list(Signal)), document=st.dictionaries(_OTLP_KEYS, _JSON_DOCUMENTS, max_size=4))
+@given(signal=st.sampled_from(list(OtlpSignal)), document=st.dictionaries(_OTLP_KEYS, _JSON_DOCUMENTS, max_size=4))
 def test_fuzz_random_json_documents(signal, document):
     _decodes_or_refuses(signal, json.dumps(document).encode(), JSON, None)

@@ -13,7 +13,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from telemetry.otlp import JSON, InvalidPayload, Signal, decode_request, encode_request
+from telemetry.otlp import JSON, InvalidPayload, OtlpSignal, decode_request, encode_request
 from telemetry.otlp.json_builder import build_request
 from telemetry.otlp.json_ids import hex_ids_to_base64
 
@@ -23,7 +23,7 @@ HEX_ID_MESSAGES = {"Span", "Link", "LogRecord", "Exemplar"}
 ID_SIZES = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
 
 
-def parse_dict_reference(signal: Signal, body: bytes) -> Message:
+def parse_dict_reference(signal: OtlpSignal, body: bytes) -> Message:
     """The decoder json_builder replaced: protobuf's pure-Python JSON mapping, after hex ids become base64."""
     document = json.loads(body)
     hex_ids_to_base64(signal, document)
@@ -95,7 +95,7 @@ def message_arguments(draw, descriptor: Descriptor, depth: int = 0) -> dict:
 
 
 def whole_requests() -> st.SearchStrategy:
-    return st.sampled_from(list(Signal)).flatmap(
+    return st.sampled_from(list(OtlpSignal)).flatmap(
         lambda signal: message_arguments(signal.request_class.DESCRIPTOR).map(
             lambda arguments: signal.request_class(**arguments)
         )
@@ -104,19 +104,19 @@ def whole_requests() -> st.SearchStrategy:
 
 # Where the items of each signal live, so that deep messages (exemplars, summaries...) are drawn often.
 _ITEM_PATHS = {
-    Signal.TRACES: ("resource_spans", "scope_spans", "spans", trace_pb2.Span),
-    Signal.LOGS: ("resource_logs", "scope_logs", "log_records", logs_pb2.LogRecord),
-    Signal.METRICS: ("resource_metrics", "scope_metrics", "metrics", metrics_pb2.Metric),
+    OtlpSignal.TRACES: ("resource_spans", "scope_spans", "spans", trace_pb2.Span),
+    OtlpSignal.LOGS: ("resource_logs", "scope_logs", "log_records", logs_pb2.LogRecord),
+    OtlpSignal.METRICS: ("resource_metrics", "scope_metrics", "metrics", metrics_pb2.Metric),
 }
 
 
-def _wrap(signal: Signal, items: list[dict]) -> Message:
+def _wrap(signal: OtlpSignal, items: list[dict]) -> Message:
     resources, scopes, item_list, _ = _ITEM_PATHS[signal]
     return signal.request_class(**{resources: [{scopes: [{item_list: items}]}]})
 
 
 def item_requests() -> st.SearchStrategy:
-    return st.sampled_from(list(Signal)).flatmap(
+    return st.sampled_from(list(OtlpSignal)).flatmap(
         lambda signal: st.lists(
             message_arguments(_ITEM_PATHS[signal][3].DESCRIPTOR), min_size=1, max_size=3
         ).map(lambda items: _wrap(signal, items))
@@ -166,7 +166,7 @@ EQUIVALENCE = settings(max_examples=400, deadline=None, suppress_health_check=[H
 @EQUIVALENCE
 @given(original=requests())
 def test_decodes_any_encoded_request_exactly_like_parse_dict(original):
-    signal = next(signal for signal in Signal if isinstance(original, signal.request_class))
+    signal = next(signal for signal in OtlpSignal if isinstance(original, signal.request_class))
     body = encode_request(original, JSON, gzip=False)
     built = decode_request(signal, body, JSON, None, max_bytes=len(body))
     assert canonical(built) == canonical(parse_dict_reference(signal, body))
@@ -176,7 +176,7 @@ def test_decodes_any_encoded_request_exactly_like_parse_dict(original):
 @EQUIVALENCE
 @given(original=requests(), chance=st.randoms(use_true_random=False))
 def test_every_allowed_spelling_of_a_request_decodes_to_it(original, chance):
-    signal = next(signal for signal in Signal if isinstance(original, signal.request_class))
+    signal = next(signal for signal in OtlpSignal if isinstance(original, signal.request_class))
     document = json.loads(encode_request(original, JSON, gzip=False))
     respelled = respell(document, signal.request_class.DESCRIPTOR, chance)
     assert canonical(build_request(signal, respelled)) == canonical(original)
@@ -190,7 +190,7 @@ def span_document(**span: object) -> dict:
 
 
 def first_span(document: dict) -> trace_pb2.Span:
-    return build_request(Signal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
+    return build_request(OtlpSignal.TRACES, document).resource_spans[0].scope_spans[0].spans[0]
 
 
 def test_a_typical_span_is_built_with_hex_ids_and_attributes_of_every_kind():
@@ -284,7 +284,7 @@ def test_an_empty_object_still_marks_a_message_field_present():
 )
 def test_a_value_of_the_wrong_type_is_invalid_payload_naming_its_field(span, named_field, problem):
     with pytest.raises(InvalidPayload) as raised:
-        build_request(Signal.TRACES, span_document(**span))
+        build_request(OtlpSignal.TRACES, span_document(**span))
     assert named_field in raised.value.message
     assert problem in raised.value.message
 
@@ -293,10 +293,10 @@ def test_metric_errors_name_the_data_point_field():
     metric = {"name": "m", "histogram": {"dataPoints": [{"bucketCounts": ["1", "x"]}]}}
     document = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]}
     with pytest.raises(InvalidPayload, match=r"metrics\[0\]\.histogram\.dataPoints\[0\]\.bucketCounts\[1\]"):
-        build_request(Signal.METRICS, document)
+        build_request(OtlpSignal.METRICS, document)
     two_kinds = {"name": "m", "gauge": {}, "sum": {}}
     with pytest.raises(InvalidPayload, match="sets both gauge and sum"):
-        build_request(Signal.METRICS, {"resourceMetrics": [{"scopeMetrics": [{"metrics": [two_kinds]}]}]})
+        build_request(OtlpSignal.METRICS, {"resourceMetrics": [{"scopeMetrics": [{"metrics": [two_kinds]}]}]})
 
 
 def test_attribute_values_nested_beyond_any_sender_are_invalid_payload():
@@ -305,4 +305,4 @@ def test_attribute_values_nested_beyond_any_sender_are_invalid_payload():
         value = {"arrayValue": {"values": [value]}}
     document = span_document(attributes=[{"key": "deep", "value": value}])
     with pytest.raises(InvalidPayload, match="nested too deeply"):
-        build_request(Signal.TRACES, document)
+        build_request(OtlpSignal.TRACES, document)

@@ -20,7 +20,7 @@ from telemetry.contract import Attr, Metric
 from telemetry.ingest import buffer, cardinality
 from telemetry.ingest.pipeline import ingest
 from telemetry.models import MetricSample
-from telemetry.otlp import Signal
+from telemetry.otlp import OtlpSignal
 from telemetry.simulator.platform import DEFAULT_INSTANCE_ID, Platform
 from telemetry.simulator.profiles import LIGHT, STORM
 from tests.telemetry.simulator.receiver import ScriptedReceiver, serving
@@ -62,7 +62,7 @@ def test_the_storm_beside_the_demo_with_the_same_instance_id_both_count_every_re
         for name, (platform, started) in runs.items():  # the two runs' exports interleave
             metrics = platform.step(started + tick * STEP, STEP.total_seconds()).metrics
             if metrics.resource_metrics:
-                rejected += ingest(Signal.METRICS, metrics).rejected
+                rejected += ingest(OtlpSignal.METRICS, metrics).rejected
                 last_totals[name] = requests_total(metrics)
 
     buffer.flush_pending(now=storm_start + RUN, include_open_minute=True)
