@@ -267,6 +267,19 @@ def test_the_feed_groups_a_burst_into_one_row_per_error_kind(page, asgi_server):
     assert joins.bounding_box()["height"] < 260
 
 
+def test_text_a_platform_sent_is_isolated_so_right_to_left_script_cannot_reorder_the_row(page, asgi_server):
+    make_user("e2e-admin", superuser=True)
+    open_command_center(page, "e2e-admin")
+    expect(page.locator("#cc-live-state")).to_have_text("● Live", timeout=10_000)
+
+    send_error_logs(asgi_server.url, [("voice.join_failed", "החדר מלא: join refused", None)])
+
+    item = page.locator("#cc-feed .cc-feed-item").filter(has_text="voice.join_failed")
+    expect(item.locator(".cc-feed-message bdi")).to_have_text("החדר מלא: join refused", timeout=15_000)
+    expect(item.locator(".cc-feed-event bdi")).to_have_text("voice.join_failed")
+    expect(item.locator(".cc-feed-service bdi")).to_have_text("vc-server")
+
+
 # --- 5. coarse data drawn honestly -------------------------------------------------------------------------
 
 def test_the_24h_charts_join_coarse_points_and_break_only_at_real_gaps(page):

@@ -6,11 +6,20 @@ export function el(tag, attrs = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = String(value);
+    else if (key === "userText") node.append(isolated(value));
     else if (key === "dataset") Object.assign(node.dataset, value);
     else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
   append(node, children);
+  return node;
+}
+
+// Text a platform sent (messages, events, services, routes) inside <bdi>: a right-to-left override or
+// right-to-left script in it cannot reorder the text around it.
+export function isolated(text) {
+  const node = document.createElement("bdi");
+  node.textContent = String(text);
   return node;
 }
 

@@ -124,11 +124,11 @@ export class ErrorGroupsPanel {
     return el("tr", { class: "cc-group-row", dataset: { group: group.group, new: group.new ? "true" : "false" } },
       el("td", {}, newMark(group) ?? el("span", { class: "cc-quiet", text: "—" })),
       el("td", { class: "cc-event" },
-        el("strong", { class: "cc-group-event", text: group.event || "(no event)" }), " ",
+        el("strong", { class: "cc-group-event", userText: group.event || "(no event)" }), " ",
         el("span", { class: "cc-tag", text: group.source === "span" ? "span" : "log" }),
         el("p", { class: "cc-message cc-group-template", title: group.message ?? "",
-          text: truncate(group.message_template, MESSAGE_CHARS) || "(no message)" })),
-      el("td", { text: group.service ?? "" }),
+          userText: truncate(group.message_template, MESSAGE_CHARS) || "(no message)" })),
+      el("td", { userText: group.service ?? "" }),
       el("td", { class: "cc-num cc-group-count", text: formatNumber(group.count) }),
       el("td", {}, barSparkline(group.sparkline ?? [], sparklineTitle(body, group))),
       el("td", {}, el("time", { datetime: group.first_seen, title: `${formatDateTime(group.first_seen)} UTC`,
@@ -165,11 +165,11 @@ export class TopErrorGroups {
     this.note.textContent = "No errors in the last 24 hours.";
     replaceChildren(this.list, items.map((group) => el("li", { class: "cc-top-group", dataset: { group: group.group } },
       newMark(group), " ",
-      el("strong", { text: group.event || "(no event)" }), " ",
-      el("span", { class: "cc-quiet", text: group.service ?? "" }), " ",
+      el("strong", { userText: group.event || "(no event)" }), " ",
+      el("span", { class: "cc-quiet", userText: group.service ?? "" }), " ",
       el("span", { class: "cc-group-count", text: `${formatNumber(group.count)} ×` }), " ",
       barSparkline(group.sparkline ?? [], sparklineTitle(body, group)),
-      el("p", { class: "cc-message", text: truncate(group.message_template, MESSAGE_CHARS) }),
+      el("p", { class: "cc-message", userText: truncate(group.message_template, MESSAGE_CHARS) }),
       el("p", { class: "cc-quiet" }, groupLinks(group, this.navigation)))));
   }
 }

@@ -289,15 +289,15 @@ export class GoldenSignals {
       ["Time (UTC)", "Span", "Route", { label: "Duration", numeric: true }],
       (slowTraces.items ?? []).map((row) => el("tr", {},
         el("td", { class: "cc-nowrap", text: formatShortDateTime(row.ts) }),
-        el("td", { class: "cc-event", text: row.span_name ?? "" }), route(row.route ?? "—"),
+        el("td", { class: "cc-event", userText: row.span_name ?? "" }), route(row.route ?? "—"),
         el("td", { class: "cc-num", text: formatValue(row.duration_ms, "ms") }))),
       "No slow traces in this range."));
     replaceChildren(this.tables.errorLogs, dataTable(
       ["Time (UTC)", "Service", "Event", "Message"],
       (errorLogs.items ?? []).map((row) => el("tr", {},
         el("td", { class: "cc-nowrap", text: formatShortDateTime(row.ts) }),
-        el("td", { text: row.service ?? "" }), el("td", { class: "cc-event", text: row.event ?? "" }),
-        el("td", { class: "cc-message-cell", text: truncate(row.message, 160) }))),
+        el("td", { userText: row.service ?? "" }), el("td", { class: "cc-event", userText: row.event ?? "" }),
+        el("td", { class: "cc-message-cell", userText: truncate(row.message, 160) }))),
       "No ERROR logs in this range."));
   }
 

@@ -158,7 +158,7 @@ export class LogsList extends ListView {
   rows(log) {
     const detailRow = el("tr", { class: "cc-detail-row", hidden: true },
       el("td", { colspan: 7 },
-        el("p", { class: "cc-message-full", text: log.message ?? "" }),
+        el("p", { class: "cc-message-full", userText: log.message ?? "" }),
         el("p", { class: "cc-quiet", text: `span ${log.span_id ?? "—"}` }),
         Object.keys(log.attrs ?? {}).length
           ? el("pre", { class: "cc-attrs", text: JSON.stringify(log.attrs, null, 2) }) : null));
@@ -179,7 +179,7 @@ export class LogsList extends ListView {
     return [el("tr", { class: `cc-level-${(log.level ?? "").toLowerCase()}` },
       el("td", {}, badge(LEVEL_TONES[log.level] ?? "unknown", log.level ?? "?")),
       el("td", {}, el("time", { datetime: log.ts, title: `${formatDateTime(log.ts)} UTC`, text: formatShortDateTime(log.ts) })),
-      el("td", { text: log.service ?? "" }),
+      el("td", { userText: log.service ?? "" }),
       el("td", {}, el("span", { class: "cc-tag", text: log.domain ?? "" })),
       el("td", { class: "cc-event" }, breakable(log.event)),
       el("td", { class: "cc-message" }, toggle),

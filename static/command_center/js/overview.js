@@ -352,17 +352,17 @@ export class Overview {
     const summary = el("button", { type: "button", class: "cc-feed-summary", "aria-expanded": "false",
       "aria-controls": detailId },
     el("span", { class: "cc-feed-head" },
-      el("span", { class: "cc-feed-event", text: row.event || "(no event)" }),
-      el("span", { class: "cc-feed-service", text: row.service ?? "" }),
+      el("span", { class: "cc-feed-event", userText: row.event || "(no event)" }),
+      el("span", { class: "cc-feed-service", userText: row.service ?? "" }),
       row.domain ? el("span", { class: "cc-tag", text: row.domain }) : null),
-    el("span", { class: "cc-feed-message", text: truncate(row.message, FEED_MESSAGE_CHARS) || "(no message)" }));
+    el("span", { class: "cc-feed-message", userText: truncate(row.message, FEED_MESSAGE_CHARS) || "(no message)" }));
     const side = el("div", { class: "cc-feed-side" },
       el("span", { class: "cc-feed-count" }),
       el("span", { class: "cc-feed-spark", "aria-hidden": "true" }),
       el("span", { class: "cc-feed-seen cc-quiet" }),
       el("span", { class: "cc-feed-trace" }));
     const detail = el("div", { class: "cc-feed-detail", id: detailId, hidden: true },
-      el("p", { class: "cc-message-full", text: row.message ?? "" }),
+      el("p", { class: "cc-message-full", userText: row.message ?? "" }),
       el("p", { class: "cc-quiet cc-feed-detail-meta" }));
     const item = el("li", { class: "cc-feed-item", dataset: { key } }, summary, side, detail);
     summary.addEventListener("click", () => this.toggle(item, summary.getAttribute("aria-expanded") !== "true"));

@@ -47,7 +47,7 @@ export class TraceRows {
       el("td", {}, el("time", { datetime: trace.start, title: `${formatDateTime(trace.start)} UTC`, text: formatShortDateTime(trace.start) })),
       el("td", { class: "cc-mono cc-nowrap", title: trace.trace_id, text: truncate(trace.trace_id, 13) }),
       el("td", { class: "cc-event" }, toggle),
-      el("td", { text: trace.service }),
+      el("td", { userText: trace.service }),
       el("td", { class: "cc-route" }, breakable(trace.route ?? "—")),
       el("td", { class: "cc-num", text: formatNumber(trace.span_count) }),
       el("td", { class: "cc-num" }, badge(tone, `${formatNumber(trace.duration_ms)} ms · ${words}`)),
@@ -121,7 +121,7 @@ export class TraceRows {
       el("td", {}, badge(LEVEL_TONES[log.level] ?? "unknown", log.level)),
       el("td", {}, el("time", { datetime: log.ts, text: formatShortDateTime(log.ts) })),
       el("td", { class: "cc-event" }, breakable(log.event)),
-      el("td", { class: "cc-message", text: truncate(log.message, 200) })));
+      el("td", { class: "cc-message", userText: truncate(log.message, 200) })));
     return el("section", { class: "cc-waterfall-logs", "aria-label": "Logs of this trace" },
       el("h4", { text: `Logs of this trace (${formatDateTime(logs.from)} – ${formatDateTime(logs.to)} UTC)` }),
       form,
