@@ -15,6 +15,7 @@ from django.urls import reverse
 from command_center.api.openapi import API_PREFIX
 from command_center.audit import record_view
 from command_center.permissions import can_view_command_center
+from command_center.selectors.filters import filter_domains
 from telemetry.contract import Label, Metric
 
 SOCKET_PATH = "/ws/admin/observability/"
@@ -39,5 +40,5 @@ def command_center(request: HttpRequest) -> HttpResponse:
         "labels": {label.name: label.value for label in Label},
     }
     # No inline script on this page: kaiku_ops.security's Content-Security-Policy forbids it site-wide.
-    context = _admin_context(request, page_config=page_config)
+    context = _admin_context(request, page_config=page_config, domains=filter_domains())
     return TemplateResponse(request, "command_center/index.html", context)

@@ -160,6 +160,18 @@ def test_permitted_users_find_the_command_center_in_the_admin_index(client, requ
 
 
 @pytest.mark.django_db
+def test_the_traces_domain_filter_offers_the_domains_spans_carry(client, superuser):
+    client.force_login(superuser)
+
+    html = client.get(PAGE).content.decode()
+
+    traces_form = html[html.index('id="cc-trace-filters"'):]
+    domain_select = traces_form[traces_form.index('name="domain"'):]
+    domain_select = domain_select[:domain_select.index("</select>")]
+    assert "<option>api</option>" in domain_select and "<option>db</option>" in domain_select
+
+
+@pytest.mark.django_db
 def test_the_sidebar_on_other_admin_pages_links_the_command_center(client, superuser):
     client.force_login(superuser)
 
