@@ -246,9 +246,14 @@ export class GoldenSignals {
     // Errors per time bucket (HTTP errors counted by the metric, rate × step), drawn as bars along the bottom:
     // a storm minute is one tall bar, a quiet hour a few short ones.
     const step = errors.range?.step_seconds ?? 60;
+    // A bucket cut by the window (the current minute) has its rate over the seconds it covers: its count is
+    // rate × those seconds, not × step, or the newest bar would claim errors that never happened.
+    const [windowStart, windowEnd] = [toSeconds(errors.range?.from), toSeconds(errors.range?.to)];
+    const errorTimes = errors.timestamps ?? [];
+    const covered = (ts) => Math.max(0, Math.min(ts + step, windowEnd || ts + step) - Math.max(ts, windowStart || ts));
     const markers = {
-      errorCounts: { timestamps: errors.timestamps ?? [], step,
-        values: column(errors, "rate").map((rate) => (isNumber(rate) ? Math.round(rate * step) : null)) },
+      errorCounts: { timestamps: errorTimes, step,
+        values: column(errors, "rate").map((rate, i) => (isNumber(rate) ? Math.round(rate * covered(errorTimes[i])) : null)) },
       deploys: this.config.feature_flags?.deploy_markers ? this.deployTimes().map(toSeconds) : [],
     };
     this.incident.setData(requests.timestamps ?? [], [primary, errorRate, ...(compared ? [earlier] : [])], markers);
