@@ -98,7 +98,7 @@ async def test_an_error_log_posted_to_one_web_process_reaches_both_within_2_s(pu
     for arrived, event in arrivals:
         assert arrived - posted < 2.0
         assert event["type"] == push.ERROR_EVENT
-        assert set(event) == {"type", "ts", "seq", "service", "domain", "event", "message", "trace_id"}
+        assert set(event) == {"type", "ts", "seq", "service", "domain", "event", "message", "trace_id", "group"}
         assert (event["service"], event["domain"], event["trace_id"]) == ("kaiku-api", "db", TRACE_ID)
     for admin_socket in sockets:
         await admin_socket.close()
