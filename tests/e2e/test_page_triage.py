@@ -380,7 +380,8 @@ def test_an_invalid_trace_id_in_the_url_shows_the_api_error_in_place(page):
     expect(page.locator("[data-freshness=traces]")).not_to_have_text("Loading…")
 
 
-def test_stale_has_hysteresis_and_greys_the_values(page):
+def test_stale_has_hysteresis_and_greys_the_values(page, asgi_server):
+    asgi_server.wait_until_warm()  # past the server's "Collecting data…" start, when cards have no status
     make_user("e2e-admin", superuser=True)
     seed_metrics(minutes=10)
     answers = iter([True] + [False] * 50)
@@ -392,6 +393,7 @@ def test_stale_has_hysteresis_and_greys_the_values(page):
     freshness = page.locator("[data-freshness=overview]")
     overview = page.locator("#cc-vitals")
     expect(freshness).to_contain_text("(stale)")
+    expect(freshness).to_contain_text("the newest data is late")  # not a bare "updated 1s ago (stale)"
     expect(overview).to_have_attribute("data-stale", "true")
     card = page.locator("[data-vital=latency]")
     grey = page.evaluate("getComputedStyle(document.querySelector('[data-vital=latency]')).borderTopColor")

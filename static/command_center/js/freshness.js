@@ -67,7 +67,9 @@ export class Freshness {
       if (section.error) {
         node.textContent = `Could not load: ${section.error}${age ? ` · ${age}` : ""}`;
       } else {
-        node.textContent = `${age}${stale ? " (stale)" : ""}`;
+        // "Updated 1s ago (stale)" contradicts itself when the API judged the data: say which part is late.
+        const late = stale && section.serverStale ? " · the newest data is late" : "";
+        node.textContent = `${age}${late}${stale ? " (stale)" : ""}`;
       }
       node.classList.toggle("cc-stale", stale);
       node.classList.toggle("cc-load-error", Boolean(section.error));
