@@ -4,7 +4,7 @@ import { $, breakable, el, replaceChildren } from "./dom.js";
 import { formatDateTime, formatNumber, formatShortDateTime, truncate } from "./format.js";
 import { LIST_FILTERS, listParams } from "./url_state.js";
 import { badge } from "./status.js";
-import { TraceRows } from "./trace_list.js";
+import { TraceRows, traceActions } from "./trace_list.js";
 
 const PAGE_SIZE = 50;
 const LIST_MESSAGE_CHARS = 200;
@@ -238,13 +238,6 @@ export class TracesList extends ListView {
       el("td", {}, el("span", { class: "cc-tag", text: trace.domain ?? "" })),
       el("td", { text: trace.status_code ?? "—" }),
       el("td", { class: "cc-num" }, badge(tone, `${formatNumber(trace.duration_ms)} ms · ${words}`)),
-      el("td", { class: "cc-actions" },
-        el("a", { href: this.navigation.logsForTrace(trace.trace_id), class: "cc-trace-link",
-          onclick: (event) => {
-            event.preventDefault();
-            this.navigation.openLogsForTrace(trace.trace_id);
-          } }, "Logs"),
-        tempo ? el("a", { href: tempo, class: "cc-external", target: "_blank", rel: "noopener noreferrer",
-          text: "Open in Tempo" }) : null))];
+      traceActions(this.navigation, trace.trace_id, tempo))];
   }
 }

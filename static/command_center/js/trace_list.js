@@ -5,6 +5,18 @@ import { breakable, el, replaceChildren } from "./dom.js";
 import { formatDateTime, formatNumber, formatShortDateTime, truncate } from "./format.js";
 import { badge } from "./status.js";
 
+// The actions cell of a trace or span row: its logs on this page, and the trace in Tempo when one is configured.
+export function traceActions(navigation, traceId, tempo) {
+  return el("td", { class: "cc-actions" },
+    el("a", { href: navigation.logsForTrace(traceId), class: "cc-trace-link",
+      onclick: (event) => {
+        event.preventDefault();
+        navigation.openLogsForTrace(traceId);
+      } }, "Logs"),
+    tempo ? el("a", { href: tempo, class: "cc-external", target: "_blank", rel: "noopener noreferrer",
+      text: "Open in Tempo" }) : null);
+}
+
 const LEVEL_TONES = { ERROR: "red", WARN: "yellow" };
 const DEFAULT_MARGIN_SECONDS = 30;
 const MAX_MARGIN_SECONDS = 600;
@@ -51,14 +63,7 @@ export class TraceRows {
       el("td", { class: "cc-route" }, breakable(trace.route ?? "—")),
       el("td", { class: "cc-num", text: formatNumber(trace.span_count) }),
       el("td", { class: "cc-num" }, badge(tone, `${formatNumber(trace.duration_ms)} ms · ${words}`)),
-      el("td", { class: "cc-actions" },
-        el("a", { href: this.navigation.logsForTrace(trace.trace_id), class: "cc-trace-link",
-          onclick: (event) => {
-            event.preventDefault();
-            this.navigation.openLogsForTrace(trace.trace_id);
-          } }, "Logs"),
-        tempo ? el("a", { href: tempo, class: "cc-external", target: "_blank", rel: "noopener noreferrer",
-          text: "Open in Tempo" }) : null));
+      traceActions(this.navigation, trace.trace_id, tempo));
     return [row];
   }
 
