@@ -22,6 +22,13 @@ def system_admin(db):
 
 
 @pytest.fixture
+def admin_client(client, system_admin):
+    """A test client logged in as a system admin (the Command Center's permission, not a superuser)."""
+    client.force_login(system_admin)
+    return client
+
+
+@pytest.fixture
 def staff_user(db):
     return get_user_model().objects.create_user("staff", password="pw-staff-1", is_staff=True)
 

@@ -23,12 +23,6 @@ UNNAMED = Fingerprint.of(Source.LOG, "vc-server", "shard 7 lost", "shard 7 lost"
 
 
 @pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
-@pytest.fixture
 def now():
     return timezone.now().replace(second=0, microsecond=0)
 

@@ -24,12 +24,6 @@ from tests.factories import LogEventFactory, MetricSampleFactory, TraceIndexEntr
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
 def download(client, **params):
     response = client.get(reverse("observability:export"), params)
     assert response.status_code == 200, response.content[:300]

@@ -22,12 +22,6 @@ URL = "observability:incident-report"
 
 
 @pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
-@pytest.fixture
 def window():
     end = timezone.now().replace(second=0, microsecond=0)
     start = end - timedelta(minutes=30)

@@ -15,12 +15,6 @@ from tests.factories import LogEventFactory, TraceIndexEntryFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
 def walk(client, url, params):
     """Every page of a list, following next_cursor (the caller may insert rows between pages)."""
     cursor = None

@@ -18,12 +18,6 @@ TRACE = "ab" * 16
 
 
 @pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
-@pytest.fixture
 def trace_start():
     start = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
     TraceIndexEntryFactory(trace_id=TRACE, ts=start, duration_ms=800, domain="api", status_code="200",

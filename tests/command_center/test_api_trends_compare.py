@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 URL = "observability:trends"
 
 
-@pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
 def requests_at(ts, count: int, route: str = "/a") -> None:
     labels = {Label.HTTP_ROUTE: route, Label.HTTP_METHOD: "GET", Label.HTTP_STATUS_CODE: "200"}
     MetricSampleFactory(ts=ts, labels=labels, value_count=count, value_sum=float(count))

@@ -20,12 +20,6 @@ A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))
 
 
 @pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
-@pytest.fixture
 def now():
     return timezone.now().replace(second=0, microsecond=0)
 

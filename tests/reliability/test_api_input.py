@@ -82,12 +82,6 @@ def no_server_error_in_the_log(caplog):
 
 
 @pytest.fixture
-def admin_client(client, system_admin):
-    client.force_login(system_admin)
-    return client
-
-
-@pytest.fixture
 def stored_rows():
     """One log and one trace row that no hostile filter matches: an injection that widened a query
     would bring them back."""
