@@ -1,9 +1,9 @@
 """The current value of every thresholded signal (contract section 10), and which of them are red.
 
-Windows: API latency and error rate as `red.red_now` defines them (the last 60 s of live span windows, or
-the last 5 flushed minutes of request metrics); DB latency and OTel rates over 5 minutes; voice join success
-and crash rate over 1 hour; voice quality p95s over the last hour of connection_metrics; pool and memory
-from the latest gauges.
+Windows: API latency and error rate as `red.red_now` defines them (the last 60 s of live span windows, the
+newest 20 s when only they are red, or the last 5 flushed minutes of request metrics); DB latency and OTel
+rates over 5 minutes; voice join success and crash rate over 1 hour; voice quality p95s over the last hour
+of connection_metrics; pool and memory from the latest gauges.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ Every place that shows one of them (the vital cards, the HTTP API row of the mat
 `vital_signs` push) asks `red_now()`, so they always agree and say which window they show.
 
 The freshest source wins: the live span windows (`telemetry.queries.live`, counted as spans arrive, so an
-incident shows within seconds) over the last 60 s. When the platform sends no SERVER spans, or Redis cannot
-be read, it falls back to the request metrics: the last five whole minutes that have been flushed, ending
-at the newest stored minute (so the value never blanks out between two flushes).
+incident shows within seconds) over the last 60 s. A sharp incident needs a good part of that minute to
+push the 60 s average over a red threshold, so the newest 20 s are read too: when they alone are red, and
+hold enough requests to mean it, they are what every place shows, labelled as such.
+
+When the platform sends no SERVER spans, or Redis cannot be read, it falls back to the request metrics: the
+last five whole minutes that have been flushed, ending at the newest stored minute (so the value never
+blanks out between two flushes).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from command_center import thresholds
 from command_center.selectors import metrics
 from telemetry.contract import Label, Metric
 from telemetry.queries.live import Red, live_red
 
 LIVE_WINDOW_SECONDS = 60
+SHORT_WINDOW_SECONDS = 20
+SHORT_WINDOW_MIN_REQUESTS = 50  # below this a handful of failures would turn the card red
 METRICS_WINDOW = timedelta(minutes=5)
 METRICS_FRESH = timedelta(minutes=5)  # a newest minute older than this means "no request metrics"
 SERVER_ERROR = metrics.LabelMatch(Label.HTTP_STATUS_CODE, prefix="5")
@@ -53,10 +60,23 @@ NO_DATA = RedNow(None, 0, "no request data", None, None, None, None)
 
 def red_now(now: datetime | None = None) -> RedNow:
     now = now or timezone.now()
-    live = live_red(now.timestamp(), LIVE_WINDOW_SECONDS)
-    if live is not None and live.sending:
-        return _from_spans(live.total)
-    return _from_metrics(now)
+    live = live_red(now.timestamp(), LIVE_WINDOW_SECONDS, short_seconds=SHORT_WINDOW_SECONDS)
+    if live is None or not live.sending:
+        return _from_metrics(now)
+    minute = _from_spans(live.total)
+    if live.short is not None and live.short.requests >= SHORT_WINDOW_MIN_REQUESTS:
+        newest = _from_spans(live.short, SHORT_WINDOW_SECONDS)
+        if _red_signals(newest) - _red_signals(minute):
+            return newest
+    return minute
+
+
+def _red_signals(api: RedNow) -> set[str]:
+    """The threshold keys of the API signals that `api` puts beyond red."""
+    limits = thresholds.thresholds()
+    values = {"api_error_rate_pct": api.error_rate_pct, "api_latency_p95_ms": api.latency_p95_ms}
+    return {key for key, value in values.items()
+            if value is not None and thresholds.status_for(value, limits[key]) == thresholds.Status.RED}
 
 
 def red_by_service(now: datetime | None = None) -> dict[str, RedNow]:
@@ -68,8 +88,7 @@ def red_by_service(now: datetime | None = None) -> dict[str, RedNow]:
     return {service: _from_spans(red) for service, red in sorted(live.by_service.items())}
 
 
-def _from_spans(red: Red) -> RedNow:
-    seconds = LIVE_WINDOW_SECONDS
+def _from_spans(red: Red, seconds: int = LIVE_WINDOW_SECONDS) -> RedNow:
     if not red.requests:
         return RedNow(Source.SPANS, seconds, f"last {seconds} s", 0, 0.0, None, None)
     return RedNow(Source.SPANS, seconds, f"last {seconds} s", red.requests, red.rate_per_second,

@@ -38,16 +38,18 @@ class LiveRed:
     """The last `seconds` (the current, partial window included) of entry spans, all together and split
     by service and by (service, route) (per route without latency: `latency_ms` is None there). `sending`
     tells whether the platform sent any SERVER span in the last SENDING_LOOKBACK_SECONDS: without that,
-    zero requests mean "no spans", not "no traffic"."""
+    zero requests mean "no spans", not "no traffic". `short` is `total` over only the newest `short_seconds`
+    when asked for (one read of Redis serves both)."""
 
     seconds: float
     sending: bool
     total: Red
     by_service: dict[str, Red]
     by_route: dict[tuple[str, str], Red]
+    short: Red | None = None
 
 
-def live_red(now: float | None = None, seconds: int = 60) -> LiveRed | None:
+def live_red(now: float | None = None, seconds: int = 60, short_seconds: int | None = None) -> LiveRed | None:
     """RED over the last `seconds` (a multiple of the 10 s window; the covered time is exact, between
     `seconds - 10` and `seconds`); None when Redis cannot be read.
 
@@ -68,12 +70,18 @@ def live_red(now: float | None = None, seconds: int = 60) -> LiveRed | None:
     by_route = _merged((route, counts) for window in recent for route, counts in window.routes.items())
     by_service = _merged((service, counts) for window in recent for service, counts in window.services.items())
     total = _merged(("", counts) for window in recent for counts in window.services.values())
+    short = None
+    if short_seconds is not None:
+        short_shown = min(shown, max(1, short_seconds // WINDOW_SECONDS))
+        newest = _merged(("", counts) for window in windows[:short_shown] for counts in window.services.values())
+        short = _red(newest.get("", None), now - starts[min(short_shown, _first_covered(windows, shown)) - 1])
     return LiveRed(
         seconds=covered,
         sending=sending,
         total=_red(total.get("", None), covered),
         by_service={key: _red(counts, covered) for key, counts in by_service.items()},
         by_route={key: _red(counts, covered) for key, counts in by_route.items()},
+        short=short,
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from command_center import probes
 from command_center.selectors import overview, red
+from telemetry import live_windows
 from telemetry.ingest.pipeline import ingest
 from telemetry.otlp import OtlpSignal
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
@@ -83,3 +85,50 @@ def test_no_source_at_all_is_no_data_not_zero():
 def test_per_service_numbers_come_from_the_spans():
     send_requests(10, 40, 200)
     assert red.red_by_service()["kaiku-api"].requests == 10
+
+
+def record_requests(at: float, ok: int, failed: int, duration_ms: float = 40) -> None:
+    """What the receiver counts for `ok` + `failed` SERVER spans arriving at Unix time `at`."""
+    counts = live_windows.LiveCounts(received_at=at, spans=ok + failed)
+    for index in range(ok + failed):
+        counts.add_request("kaiku-api", "/api/v1/guilds", int(duration_ms * 1_000_000), error=index < failed)
+    assert live_windows.record(counts)
+
+
+def window_aligned_now() -> float:
+    """A moment 5 s into a live window, so "the newest 20 s" are this window and the one before."""
+    return live_windows.window_start(time.time()) + 5
+
+
+def test_a_sharp_incident_is_shown_from_the_newest_20_s_when_only_they_are_red():
+    now = window_aligned_now()
+    for seconds_ago in (25, 35, 45):
+        record_requests(now - seconds_ago, ok=300, failed=0)
+    record_requests(now - 2, ok=60, failed=40)  # 40 % failing for 2 s: 3.6 % over the minute, not yet red
+
+    api = red.red_now(datetime.fromtimestamp(now, UTC))
+
+    assert api.window_seconds == 20 and api.window_label == "last 20 s"
+    assert api.requests == 100 and api.error_rate_pct == pytest.approx(40.0)
+
+
+def test_the_minute_is_shown_while_the_newest_20_s_are_not_worse_or_too_few_to_judge():
+    now = window_aligned_now()
+    for seconds_ago in (25, 35, 45):
+        record_requests(now - seconds_ago, ok=300, failed=0)
+    record_requests(now - 2, ok=10, failed=30)  # 75 % failing, but only 40 requests: could be three users
+
+    api = red.red_now(datetime.fromtimestamp(now, UTC))
+
+    assert api.window_seconds == 60 and api.requests == 940
+    assert api.error_rate_pct == pytest.approx(100 * 30 / 940)
+
+
+def test_an_incident_red_over_the_whole_minute_keeps_the_minute():
+    now = window_aligned_now()
+    record_requests(now - 35, ok=50, failed=50)
+    record_requests(now - 2, ok=50, failed=50)
+
+    api = red.red_now(datetime.fromtimestamp(now, UTC))
+
+    assert api.window_seconds == 60 and api.error_rate_pct == pytest.approx(50.0)
