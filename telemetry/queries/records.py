@@ -18,7 +18,7 @@ from django.db import connections
 from django.db.models import BooleanField, F, Func, Q, QuerySet
 
 from kaiku_ops.db_routers import read_alias
-from telemetry import span_errors
+from telemetry import packing, span_errors
 from telemetry.ingest.traces import DOMAIN_DB
 from telemetry.models import StoredLogEvent, StoredTraceEntry
 from telemetry.queries import stored
@@ -95,6 +95,7 @@ class SpanRecord:
 
 
 _RECORDS = {StoredLogEvent: LogRecord, StoredTraceEntry: SpanRecord}
+_PACKED_SHAPES = {StoredLogEvent: packing.LOGS, StoredTraceEntry: packing.TRACES}
 _FIELDS = {model: tuple(field.name for field in fields(record)) for model, record in _RECORDS.items()}
 
 
@@ -219,10 +220,23 @@ def page(
 def newest_ts(queryset: QuerySet, start: datetime, end: datetime) -> datetime | None:
     """The time of the newest row of the model `queryset` reads (any row, whatever its filters) in the window.
 
-    Read like a page (newest_rows): an unbounded max(ts) would make the planner visit every daily partition,
-    and a max(ts) over the window would unpack every chunk in it."""
-    newest = newest_rows(stored.rows(queryset.model).values_list("ts", flat=True), start, end, 1)
-    return newest[0] if newest else None
+    Read from the chunks' bounds, not from their rows: a chunk's `last_ts` is its newest row, so a chunk that
+    ends inside the window answers without being unpacked. Only a chunk that straddles `end` is unpacked, and
+    only its times. The hot rows answer from their (ts, id) index."""
+    shape = _PACKED_SHAPES[queryset.model]
+    with connections[read_alias()].cursor() as cursor:
+        cursor.execute(
+            f"""SELECT greatest(
+                    (SELECT max(ts) FROM {shape.hot_table} WHERE ts >= %(start)s AND ts < %(end)s),
+                    (SELECT max(last_ts) FROM {shape.chunk_table}
+                     WHERE first_ts >= %(first_from)s AND first_ts < %(end)s
+                       AND last_ts >= %(start)s AND last_ts < %(end)s),
+                    (SELECT max(u.ts) FROM {shape.chunk_table} c CROSS JOIN LATERAL unnest(c.ts) AS u(ts)
+                     WHERE c.first_ts >= %(first_from)s AND c.first_ts < %(end)s AND c.last_ts >= %(end)s
+                       AND u.ts >= %(start)s AND u.ts < %(end)s))""",
+            {"start": start, "end": end, "first_from": start - packing.CHUNK_SPAN},
+        )
+        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)
