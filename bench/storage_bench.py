@@ -59,7 +59,7 @@ from telemetry.packing import (  # noqa: E402
     pack_due,
     pack_range,
 )
-from telemetry.partitions import PARTITIONED_TABLES  # noqa: E402
+from telemetry.partitions import partitioned_tables  # noqa: E402
 from telemetry.retention import enforce_retention  # noqa: E402
 from telemetry.rollups import HOURLY_TABLE, refresh_rollups  # noqa: E402
 
@@ -235,7 +235,7 @@ def table_sizes(cursor, tables) -> dict[str, int]:
 
 
 def day_sizes(cursor, day: datetime) -> dict[str, int]:
-    return {table: _size(cursor, f"{table}_p{day:%Y%m%d}") for table in PARTITIONED_TABLES}
+    return {table: _size(cursor, f"{table}_p{day:%Y%m%d}") for table in partitioned_tables()}
 
 
 def _size(cursor, relation: str) -> int:
@@ -338,7 +338,7 @@ def run(days: int, scale: float, args) -> int:
         print(f"  fill: {time.perf_counter() - fill_started:.0f} s")
 
         counts = {}
-        for table in PARTITIONED_TABLES:
+        for table in partitioned_tables():
             cursor.execute(f"SELECT count(*) FROM {table}")
             counts[table] = cursor.fetchone()[0]
         full_day = fill_days[len(fill_days) // 2]
@@ -357,10 +357,10 @@ def run(days: int, scale: float, args) -> int:
         per_day = day_sizes(cursor, full_day)
         log_records, log_chunks = packed_records(cursor, LOG_CHUNKS, full_day)
         span_records, span_chunks = packed_records(cursor, TRACE_CHUNKS, full_day)
-        totals = table_sizes(cursor, PARTITIONED_TABLES)
+        totals = table_sizes(cursor, partitioned_tables())
         print(f"\n  packed steady state, one full day ({full_day:%Y-%m-%d}):")
         print(f"  {'table':28} {'rows/day':>12} {'size/day':>12} {'x30 days':>12}")
-        for table in PARTITIONED_TABLES:
+        for table in partitioned_tables():
             rows = {LOG_CHUNKS: log_chunks, TRACE_CHUNKS: span_chunks}.get(table, counts[table] / days)
             print(f"  {table:28} {rows:12,.0f} {mib(per_day[table]):>12} {mib(per_day[table] * 30):>12}")
         print(f"  bytes per packed record (whole day partition incl. TOAST and index): "
@@ -370,7 +370,7 @@ def run(days: int, scale: float, args) -> int:
         for chunk_table, records in ((LOG_CHUNKS, log_records), (TRACE_CHUNKS, span_records)):
             parts = relation_sizes(cursor, f"{chunk_table}_p{full_day:%Y%m%d}")
             print(f"    {chunk_table} bytes/record: {_per_row(parts, records)}")
-        native = [table for table in PARTITIONED_TABLES if not table.startswith("connection_")]
+        native = [table for table in partitioned_tables() if not table.startswith("connection_")]
         print(f"  native telemetry tables (hot + chunks, no tiers): {mib(sum(per_day[t] for t in native))}/day, "
               f"{mib(30 * sum(per_day[t] for t in native))}/30 days "
               f"(with voice copies: {mib(30 * sum(per_day.values()))}); all {days} days stored: "
@@ -551,7 +551,7 @@ def measure_tiers(now: datetime, tiered_day: datetime, per_day: dict[str, int], 
     for table, size in projected.items():
         print(f"      {table:38} {mib(int(size)):>12}")
     print(f"      {'native telemetry together':38} {mib(int(sum(projected.values()))):>12}")
-    native = [table for table in PARTITIONED_TABLES if not table.startswith("connection_")]
+    native = [table for table in partitioned_tables() if not table.startswith("connection_")]
     with connections[ALIAS].cursor() as cursor:
         stored = sum(table_sizes(cursor, native).values()) + args.rollup_bytes
     print(f"    stored now, native tables and rollups (all days filled, after the tiers): {mib(stored)}")

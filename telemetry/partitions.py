@@ -8,32 +8,41 @@ per-table transaction-scoped advisory lock, so concurrent callers queue instead 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
 
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from telemetry import minutes
 from telemetry.contract import RETENTION_DAYS
 from telemetry.models import ConnectionMetric, ConnectionSession, LogEvent, MetricSample, TraceIndexEntry
 
-# Partitioned table -> the timestamptz column it is partitioned by.
-PARTITIONED_TABLES: Mapping[str, str] = {
-    MetricSample._meta.db_table: "ts",
-    LogEvent._meta.db_table: "ts",
-    TraceIndexEntry._meta.db_table: "ts",
-    ConnectionSession._meta.db_table: "started_at",
-    ConnectionMetric._meta.db_table: "ts",
-    # Tables without a model; their modules import this one, so their names are spelled here too.
-    "telemetry_metric_minutes": "ts",
-    "telemetry_log_chunks": "first_ts",  # packed log events (telemetry.packing)
-    "telemetry_trace_chunks": "first_ts",  # packed trace index rows
-    "telemetry_span_minutes": "ts",  # span aggregates (telemetry.span_aggregates)
-    "telemetry_span_hours": "hour",
-}
+
+@functools.cache
+def partitioned_tables() -> Mapping[str, str]:
+    """Partitioned table -> the timestamptz column it is partitioned by, each name taken from where the table is
+    defined (its model, or the constant of the module that writes it)."""
+    # Imported here, not at the top: packing and span_aggregates import this module.
+    from telemetry import packing, span_aggregates
+
+    return MappingProxyType({
+        MetricSample._meta.db_table: "ts",
+        LogEvent._meta.db_table: "ts",
+        TraceIndexEntry._meta.db_table: "ts",
+        ConnectionSession._meta.db_table: "started_at",
+        ConnectionMetric._meta.db_table: "ts",
+        minutes.MINUTES_TABLE: "ts",
+        packing.LOG_CHUNKS: "first_ts",  # a chunk's first row time
+        packing.TRACE_CHUNKS: "first_ts",
+        **span_aggregates.TABLES,
+    })
+
 
 DEFAULT_DAYS_BACK = 31
 DEFAULT_DAYS_AHEAD = 3
@@ -69,9 +78,9 @@ def default_partition_name(parent: str) -> str:
 
 
 def check_table(parent: str) -> str:
-    if parent not in PARTITIONED_TABLES:
+    if parent not in partitioned_tables():
         raise ValueError(f"{parent!r} is not a partitioned telemetry table; "
-                         f"valid: {', '.join(PARTITIONED_TABLES)}")
+                         f"valid: {', '.join(partitioned_tables())}")
     return parent
 
 
@@ -116,7 +125,7 @@ def ensure_partitions(
     today = (now or timezone.now()).astimezone(UTC).date()
     days = [today + timedelta(days=offset) for offset in range(-days_back, days_ahead + 1)]
     created: list[str] = []
-    for parent in tables if tables is not None else PARTITIONED_TABLES:
+    for parent in tables if tables is not None else partitioned_tables():
         check_table(parent)
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
             cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [parent])
@@ -144,13 +153,13 @@ def ensure_kept_partitions(
     samples = MetricSample._meta.db_table
     sample_days = settings.TELEMETRY_SAMPLE_RETENTION_DAYS
     samples_back = min(days_back, sample_days) if sample_days < RETENTION_DAYS else days_back
-    others = [table for table in PARTITIONED_TABLES if table != samples]
+    others = [table for table in partitioned_tables() if table != samples]
     return (ensure_partitions(now, days_back, days_ahead, using, tables=others)
             + ensure_partitions(now, samples_back, days_ahead, using, tables=[samples]))
 
 
 def _create_partition(cursor, quote, parent: str, day: date) -> None:
-    column = PARTITIONED_TABLES[parent]
+    column = partitioned_tables()[parent]
     start, end = day_start(day), day_start(day + timedelta(days=1))
     bounds = f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
     name, default = quote(partition_name(parent, day)), quote(default_partition_name(parent))

@@ -44,7 +44,7 @@ from telemetry.ingest.traces import KeptReason
 from telemetry.jobs import Job, job_run
 from telemetry.models import JobRun, MetricSample, Series, ServiceInstance
 from telemetry.packing import LOGS, TRACES, PackedShape, compact_partition, repack_chunks
-from telemetry.partitions import PARTITIONED_TABLES, day_partitions, lock_partitions, partition_name
+from telemetry.partitions import day_partitions, lock_partitions, partition_name, partitioned_tables
 from telemetry.rollups import (
     DIRTY_HOURS_TABLE,
     drop_hours_before,
@@ -74,7 +74,7 @@ UNPARTITIONED_TABLES: Mapping[str, str] = {
 PACKED_TABLES: Mapping[str, PackedShape] = {LOGS.hot_table: LOGS, TRACES.hot_table: TRACES}
 CHUNK_TABLES: Mapping[str, str] = {shape.chunk_table: hot for hot, shape in PACKED_TABLES.items()}
 RETENTION_TABLES: Mapping[str, str] = {
-    **{table: column for table, column in PARTITIONED_TABLES.items() if table not in CHUNK_TABLES},
+    **{table: column for table, column in partitioned_tables().items() if table not in CHUNK_TABLES},
     **UNPARTITIONED_TABLES,
 }
 ROLLUP_SOURCE_TABLE = MetricSample._meta.db_table
@@ -237,7 +237,7 @@ def _purge_table(table: str, cutoff: datetime, dry_run: bool, using: str) -> Tab
     column = RETENTION_TABLES[table]
     quote = connections[using].ops.quote_name
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        if table in PARTITIONED_TABLES:
+        if table in partitioned_tables():
             lock_partitions(cursor, table)
             expired = [p for p in day_partitions(table, using) if p.end <= cutoff]
             report.partitions_dropped = [partition.name for partition in expired]
