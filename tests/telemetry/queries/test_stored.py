@@ -1,6 +1,7 @@
-"""The chunk conditions of telemetry.queries.stored (migration 0014): a trace's Bloom hashes, computed once per
-query, find the chunks that may hold it; the trigram index finds the chunks whose text holds a search term; and
-neither ever drops a row the row filter alone would find."""
+"""The chunk conditions of telemetry.queries.stored: a window reads only the chunks (and chunk partitions) that
+overlap it and cuts rows exactly at its bounds; a trace's Bloom hashes, computed once per query, find the chunks
+that may hold it; the trigram index finds the chunks whose text holds a search term (migration 0014); and none
+ever drops a row the row filter alone would find."""
 
 from __future__ import annotations
 
@@ -25,19 +26,28 @@ def now():
     return timezone.now().replace(minute=0, second=0, microsecond=0)
 
 
-def analyzed(queryset) -> dict:
+def plan(queryset, analyze: bool = False) -> dict:
     sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of chunks: make the planner show the index
-        cursor.execute(f"EXPLAIN (FORMAT JSON, ANALYZE) {sql}", params)
+        cursor.execute(f"EXPLAIN (FORMAT JSON{', ANALYZE' if analyze else ''}) {sql}", params)
         document = cursor.fetchone()[0]
     return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+
+
+def analyzed(queryset) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of chunks: make the planner show the index
+    return plan(queryset, analyze=True)
 
 
 def nodes(node: dict):
     yield node
     for child in node.get("Plans", []):
         yield from nodes(child)
+
+
+def relations(node: dict) -> set[str]:
+    return {each["Relation Name"] for each in nodes(node) if "Relation Name" in each}
 
 
 def unpacked(plan: dict) -> int:
@@ -47,6 +57,57 @@ def unpacked(plan: dict) -> int:
 
 def indexes_read(plan: dict) -> set[str]:
     return {node["Index Name"] for node in nodes(plan) if "Index Name" in node}
+
+
+def test_a_window_reads_only_the_chunk_partitions_it_overlaps(now):
+    days = [now - timedelta(days=offset, hours=2) for offset in (0, 3, 6)]
+    for ts in days:
+        LogEventFactory(ts=ts)
+        TraceIndexEntryFactory(ts=ts)
+    pack(now - timedelta(days=7), now - timedelta(hours=1))
+    start = now - timedelta(hours=4)
+    for model, chunks in ((StoredLogEvent, "telemetry_log_chunks"), (StoredTraceEntry, "telemetry_trace_chunks")):
+        read = relations(plan(stored.rows(model).filter(stored.window(start, now)).order_by("-ts", "-id")[:10]))
+        assert f"{chunks}_p{days[0]:%Y%m%d}" in read
+        assert not {f"{chunks}_p{day:%Y%m%d}" for day in days[1:]} & read
+        everything = relations(plan(stored.rows(model).filter(stored.window(now - timedelta(days=7), now))))
+        assert {f"{chunks}_p{day:%Y%m%d}" for day in days} <= everything
+
+
+def test_a_window_unpacks_only_the_chunks_that_overlap_it(now):
+    for hour in range(2, 8):
+        for domain in ("api", "db", "ws"):
+            TraceIndexEntryFactory(ts=now - timedelta(hours=hour, minutes=30), domain=domain)
+    pack(now - timedelta(hours=10), now - timedelta(hours=1))
+    rows = stored.rows(StoredTraceEntry)
+    assert rows.filter(stored.window(now - timedelta(hours=9), now)).count() == 18
+
+    assert unpacked(plan(rows.filter(stored.window(now - timedelta(hours=4), now - timedelta(hours=3))),
+                         analyze=True)) == 3
+
+
+def test_window_bounds_are_exact_inside_a_chunk(now):
+    start, end = now - timedelta(hours=3, minutes=20), now - timedelta(hours=3, minutes=10)
+    inside = [LogEventFactory(ts=start), LogEventFactory(ts=end - timedelta(microseconds=1))]
+    for ts in (start - timedelta(microseconds=1), end):
+        LogEventFactory(ts=ts)
+    pack(now - timedelta(hours=4), now - timedelta(hours=3))
+    found = stored.rows(StoredLogEvent).filter(stored.window(start, end)).values_list("id", flat=True)
+    assert sorted(found) == sorted(log.id for log in inside)
+
+
+def test_window_sql_is_the_same_condition_as_window(now):
+    LogEventFactory(ts=now - timedelta(hours=2, minutes=59))
+    LogEventFactory(ts=now - timedelta(hours=2, minutes=1))
+    LogEventFactory(ts=now - timedelta(minutes=5))
+    pack(now - timedelta(hours=3), now - timedelta(hours=1))
+    start, end = now - timedelta(hours=2, minutes=30), now
+    condition, params = stored.window_sql(start, end)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {StoredLogEvent._meta.db_table} WHERE {condition}", params)
+        by_sql = sorted(row[0] for row in cursor.fetchall())
+    assert by_sql == sorted(stored.rows(StoredLogEvent).filter(stored.window(start, end)).values_list("id", flat=True))
+    assert len(by_sql) == 2
 
 
 @pytest.mark.parametrize("count", [1, 450, 14_400])
@@ -85,7 +146,7 @@ def test_a_trace_is_found_with_the_bloom_filters_and_only_its_chunks_are_unpacke
         assert [(row.trace_id, row.domain) for row in found] == [(wanted, expected)]
 
 
-def test_a_trace_is_found_hot_and_packed_alike_and_a_non_id_finds_nothing(now):
+def test_a_trace_is_found_hot_and_packed_alike(now):
     wanted = uuid.uuid4().hex
     TraceIndexEntryFactory(ts=now - timedelta(hours=3), trace_id=wanted)
     TraceIndexEntryFactory(ts=now - timedelta(minutes=10), trace_id=wanted)
@@ -94,7 +155,16 @@ def test_a_trace_is_found_hot_and_packed_alike_and_a_non_id_finds_nothing(now):
     rows = stored.rows(StoredTraceEntry).filter(stored.window(now - timedelta(hours=5), now))
     assert sorted(row.ts for row in rows.filter(stored.of_trace(wanted))) == [
         now - timedelta(hours=3), now - timedelta(minutes=10)]
-    assert list(rows.filter(stored.of_trace("not-a-trace-id"))) == []
+
+
+@pytest.mark.parametrize("trace_id", ["not-a-trace-id", "", "AB" * 16, "ab" * 17])
+def test_a_trace_id_no_row_can_have_matches_nothing(now, trace_id):
+    LogEventFactory(ts=now - timedelta(hours=2), trace_id="ab" * 16)
+    TraceIndexEntryFactory(ts=now - timedelta(minutes=10), trace_id="ab" * 16)
+    pack(now - timedelta(hours=3), now - timedelta(hours=1))
+    for model in (StoredLogEvent, StoredTraceEntry):
+        assert not stored.rows(model).filter(stored.of_trace(trace_id)).exists()
+        assert stored.rows(model).filter(stored.of_trace("ab" * 16)).exists()
 
 
 @pytest.mark.parametrize("term", ["Quota", "quota exceeded", "50%", "a_b", "ü"])
