@@ -11,12 +11,13 @@ and minute), so two transactions touching the same groups queue instead of deadl
 earliest first_seen and latest last_seen whatever order requests arrive in; its example (event, message,
 trace id) is the newest occurrence's, and it lists the first MAX_ROUTES routes it touched.
 
-Each minute is also added to its UTC hour (`telemetry_error_group_hours`, migration 0015) in the same statement,
-so an hour row is always the sum of its minute rows: readers (telemetry.queries.error_groups) take whole hours of
-a window from it and only the ragged edges from the minutes.
+Each minute is also added to its UTC hour (`telemetry_error_group_hours`, migration 0015) and its UTC day
+(`telemetry_error_group_days`, migration 0018) in the same statement, so an hour row is always the sum of its
+minute rows and a day row the sum of its hour rows: readers (telemetry.queries.error_groups) take whole days and
+hours of a window from them and only the ragged edges from the minutes.
 
-Retention (telemetry.retention) deletes minute and hour rows older than 30 days and groups last seen before
-that; the hour holding the cutoff is then rebuilt from its remaining minutes (`refill_cutoff_hour`).
+Retention (telemetry.retention) deletes minute, hour and day rows older than 30 days and groups last seen before
+that; the hour and the day holding the cutoff are then rebuilt from what is left (`refill_cutoff`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from telemetry.storage import TRACE_COLUMNS
 GROUPS_TABLE = "telemetry_error_groups"
 MINUTES_TABLE = "telemetry_error_group_minutes"
 HOURS_TABLE = "telemetry_error_group_hours"
+DAYS_TABLE = "telemetry_error_group_days"
 MAX_ROUTES = 10
 _fingerprints = MemoCache[tuple[str, str, str, str], Fingerprint](max_entries=4096)
 
@@ -107,7 +109,7 @@ def span_occurrences(rows: Iterable[Sequence[Any]], inserted_ids: Iterable[Any],
 
 
 def record(occurrences: Iterable[Occurrence], using: str = "default") -> int:
-    """Count `occurrences` into their groups, minutes and hours, in the caller's transaction; returns the groups
+    """Count `occurrences` into their groups, minutes, hours and days, in the caller's transaction; returns the groups
     touched."""
     pending: dict[int, _Pending] = {}
     for occurrence in occurrences:
@@ -170,7 +172,7 @@ ON CONFLICT (fingerprint) DO UPDATE SET
                              GROUP BY route ORDER BY min(n) LIMIT %(max_routes)s) END
 """
 
-# One statement for minutes and hours (one round trip). Every request runs this same statement, which takes the
+# One statement for minutes, hours and days (one round trip). Every request runs this same statement, which takes the
 # row locks of each table in key order (its rows are sorted), so two requests adding to the same rows queue
 # instead of deadlocking; inside a transaction they already queue on the group rows locked just before.
 _UPSERT_MINUTES = f"""
@@ -178,16 +180,22 @@ WITH added (ts, fingerprint, count) AS (SELECT * FROM unnest(%s::timestamptz[], 
 minutes AS (
     INSERT INTO {MINUTES_TABLE} AS stored (ts, fingerprint, count) SELECT ts, fingerprint, count FROM added
     ON CONFLICT (fingerprint, ts) DO UPDATE SET count = stored.count + EXCLUDED.count
+),
+hours AS (
+    INSERT INTO {HOURS_TABLE} AS stored (hour, fingerprint, count)
+    SELECT date_trunc('hour', ts, 'UTC'), fingerprint, sum(count)::integer FROM added GROUP BY 2, 1 ORDER BY 2, 1
+    ON CONFLICT (fingerprint, hour) DO UPDATE SET count = stored.count + EXCLUDED.count
 )
-INSERT INTO {HOURS_TABLE} AS stored (hour, fingerprint, count)
-SELECT date_trunc('hour', ts, 'UTC'), fingerprint, sum(count)::integer FROM added GROUP BY 2, 1 ORDER BY 2, 1
-ON CONFLICT (fingerprint, hour) DO UPDATE SET count = stored.count + EXCLUDED.count
+INSERT INTO {DAYS_TABLE} AS stored (day, fingerprint, count)
+SELECT date_trunc('day', ts, 'UTC'), fingerprint, sum(count) FROM added GROUP BY 2, 1 ORDER BY 2, 1
+ON CONFLICT (fingerprint, day) DO UPDATE SET count = stored.count + EXCLUDED.count
 """
 
 
-def refill_cutoff_hour(cutoff: datetime, using: str = "default") -> int:
-    """Rebuild the hour rows of the hour holding `cutoff` from its minutes at or after it (retention has just
-    deleted the minutes before the cutoff and the hour rows starting before it). Returns the rows written."""
+def refill_cutoff(cutoff: datetime, using: str = "default") -> int:
+    """Rebuild the hour rows of the hour holding `cutoff` from its minutes at or after it, then the day rows of
+    the day holding it from its hours (retention has just deleted the minutes before the cutoff and the hour and
+    day rows starting before it). Returns the rows written."""
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {HOURS_TABLE} AS stored (hour, fingerprint, count)
@@ -197,4 +205,14 @@ def refill_cutoff_hour(cutoff: datetime, using: str = "default") -> int:
                 ON CONFLICT (fingerprint, hour) DO UPDATE SET count = EXCLUDED.count""",
             [cutoff, cutoff],
         )
-        return cursor.rowcount
+        written = cursor.rowcount
+        cursor.execute(
+            f"""INSERT INTO {DAYS_TABLE} AS stored (day, fingerprint, count)
+                SELECT date_trunc('day', hour, 'UTC'), fingerprint, sum(count) FROM {HOURS_TABLE}
+                WHERE hour >= date_trunc('hour', %s::timestamptz, 'UTC')
+                  AND hour < date_trunc('day', %s::timestamptz, 'UTC') + interval '1 day'
+                GROUP BY 2, 1 ORDER BY 2, 1
+                ON CONFLICT (fingerprint, day) DO UPDATE SET count = EXCLUDED.count""",
+            [cutoff, cutoff],
+        )
+        return written + cursor.rowcount

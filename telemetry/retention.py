@@ -43,7 +43,7 @@ from telemetry.ingest import buffer, streams
 from telemetry.ingest.traces import KeptReason
 from telemetry.jobs import Job, job_run
 from telemetry.models import JobRun, MetricSample, Series, ServiceInstance
-from telemetry.packing import LOGS, TRACES, PackedShape, compact_partition, repack_chunks
+from telemetry.packing import LOGS, TRACES, PackedShape, compact_partition, forget_trace_hours, repack_chunks
 from telemetry.partitions import day_partitions, lock_partitions, partition_name, partitioned_tables
 from telemetry.rollups import (
     DIRTY_HOURS_TABLE,
@@ -64,10 +64,12 @@ UNPARTITIONED_TABLES: Mapping[str, str] = {
     JobRun._meta.db_table: "started_at",
     PENDING_TABLE: "minute",
     ServiceInstance._meta.db_table: "last_seen",
-    # Error groups (telemetry.error_groups): minute counts by minute, hour counts by hour (the hour holding the
-    # cutoff is then rebuilt from its minutes), a group once it is last seen past the cap.
+    # Error groups (telemetry.error_groups): minute counts by minute, hour counts by hour, day counts by day (the
+    # hour and the day holding the cutoff are then rebuilt from what is left), a group once it is last seen past
+    # the cap.
     error_groups.MINUTES_TABLE: "ts",
     error_groups.HOURS_TABLE: "hour",
+    error_groups.DAYS_TABLE: "day",
     error_groups.GROUPS_TABLE: "last_seen",
 }
 # Hot table -> how its packed rows are stored; purging the hot table purges its chunks too.
@@ -191,9 +193,9 @@ def enforce_retention(
             if PENDING_TABLE in selected:
                 step = streams.STREAMS_TABLE
                 report.tables.append(_expire_stream_states(now, dry_run=False, using=using))
-            if error_groups.HOURS_TABLE in selected:
+            if error_groups.HOURS_TABLE in selected or error_groups.DAYS_TABLE in selected:
                 step = error_groups.HOURS_TABLE
-                error_groups.refill_cutoff_hour(cutoff, using=using)  # its minutes after the cutoff stay
+                error_groups.refill_cutoff(cutoff, using=using)  # its minutes after the cutoff stay
             if span_aggregates.HOURS_TABLE in selected:
                 step = span_aggregates.HOURS_TABLE
                 span_aggregates.refill_cutoff_hour(cutoff, using=using)  # its minutes after the cutoff stay
@@ -297,6 +299,8 @@ def _purge_chunks(cursor, shape: PackedShape, cutoff: datetime, dry_run: bool, u
                    " SELECT coalesce(sum(row_count), 0) FROM gone", [cutoff, cutoff])
     rows += cursor.fetchone()[0]
     _, removed = repack_chunks(cursor, shape, straddling, [cutoff, cutoff], "ts >= %s", [cutoff])
+    if shape is TRACES:
+        forget_trace_hours(cursor, cutoff)
     return expired, int(rows + removed)
 
 

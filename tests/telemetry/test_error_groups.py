@@ -27,7 +27,8 @@ from tests.telemetry.ingest.otlp_builders import (
 NOW = datetime.now(UTC).replace(second=30, microsecond=0) - timedelta(minutes=5)
 MINUTE = NOW.replace(second=0)
 POOL = Fingerprint.of(Source.LOG, "vc-server", "db.pool", "pool exhausted (<n> waiting)")
-GROUP_TABLES = (error_groups.MINUTES_TABLE, error_groups.HOURS_TABLE, error_groups.GROUPS_TABLE)
+GROUP_TABLES = (error_groups.MINUTES_TABLE, error_groups.HOURS_TABLE, error_groups.DAYS_TABLE,
+                error_groups.GROUPS_TABLE)
 
 
 @pytest.fixture(autouse=True)
@@ -62,12 +63,26 @@ def hour_counts() -> dict[tuple[int, datetime], int]:
         return {(fingerprint, hour): count for fingerprint, hour, count in cursor.fetchall()}
 
 
+def day_counts() -> dict[tuple[int, datetime], int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT fingerprint, day, count FROM {error_groups.DAYS_TABLE}")
+        return {(fingerprint, day): count for fingerprint, day, count in cursor.fetchall()}
+
+
 def summed_by_hour(minutes: dict[tuple[int, datetime], int]) -> dict[tuple[int, datetime], int]:
     hours: dict[tuple[int, datetime], int] = {}
     for (fingerprint, minute), count in minutes.items():
         key = (fingerprint, minute.replace(minute=0))
         hours[key] = hours.get(key, 0) + count
     return hours
+
+
+def summed_by_day(counts: dict[tuple[int, datetime], int]) -> dict[tuple[int, datetime], int]:
+    days: dict[tuple[int, datetime], int] = {}
+    for (fingerprint, moment), count in counts.items():
+        key = (fingerprint, moment.replace(hour=0, minute=0))
+        days[key] = days.get(key, 0) + count
+    return days
 
 
 @pytest.mark.django_db
@@ -84,6 +99,7 @@ def test_error_logs_differing_only_in_numbers_count_into_one_group_per_minute():
     refresh = Fingerprint.of(Source.LOG, "vc-server", "auth.refresh", "token refresh failed")
     assert minute_counts() == {(POOL.as_int, MINUTE): 3, (refresh.as_int, MINUTE + timedelta(minutes=1)): 1}
     assert hour_counts() == summed_by_hour(minute_counts())  # the same statement adds each minute to its hour
+    assert day_counts() == summed_by_day(minute_counts())  # and to its day
     pool = groups()[POOL.as_int]
     assert pool["source"] == "log" and pool["service"] == "vc-server"
     assert (pool["event_template"], pool["message_template"]) == ("db.pool", "pool exhausted (<n> waiting)")
@@ -187,6 +203,7 @@ def test_two_receivers_at_once_count_exactly(committed_groups):
     assert not failures
     assert minute_counts() == {(POOL.as_int, MINUTE): 8}
     assert hour_counts() == {(POOL.as_int, MINUTE.replace(minute=0)): 8}
+    assert day_counts() == {(POOL.as_int, MINUTE.replace(hour=0, minute=0)): 8}
 
 
 @pytest.mark.django_db
@@ -204,8 +221,10 @@ def test_retention_removes_minutes_and_groups_past_the_cap_exactly():
     assert set(groups()) == {POOL.as_int}  # last seen at the cutoff: kept
     # Both groups' rows of the hour holding the cutoff are deleted, then POOL's is rebuilt from its minute left.
     assert {table.table: table.rows_deleted for table in report.tables} == {
-        error_groups.MINUTES_TABLE: 2, error_groups.HOURS_TABLE: 2, error_groups.GROUPS_TABLE: 1}
+        error_groups.MINUTES_TABLE: 2, error_groups.HOURS_TABLE: 2, error_groups.DAYS_TABLE: 2,
+        error_groups.GROUPS_TABLE: 1}
     assert hour_counts() == {(POOL.as_int, cutoff.replace(minute=0)): 1}
+    assert day_counts() == {(POOL.as_int, cutoff.replace(hour=0, minute=0)): 1}
 
 
 @pytest.mark.django_db
@@ -228,4 +247,7 @@ def test_retention_keeps_hour_counts_exact_to_the_cutoff():
     assert hour_counts() == {(POOL.as_int, hour): 2, (POOL.as_int, hour + timedelta(hours=1)): 1}
     assert hour_counts() == summed_by_hour(minute_counts())
     assert [group.count for group in groups_in_window(hour, hour + timedelta(hours=2))] == [3]
+    day = hour.replace(hour=0)  # the day holding the cutoff: rebuilt from the hours left, read whole from its row
+    assert day_counts() == {(POOL.as_int, day): 3} == summed_by_day(minute_counts())
+    assert [group.count for group in groups_in_window(day, day + timedelta(days=2))] == [3]
     assert {table.table: table.rows_deleted for table in report.tables}[error_groups.HOURS_TABLE] == 2  # then 1 back

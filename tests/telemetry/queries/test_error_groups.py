@@ -44,6 +44,16 @@ def test_a_window_reads_its_whole_hours_from_hour_rows_and_its_ends_from_minute_
         Span(at(10, 50), at(11, 0))])
 
 
+def test_a_listing_reads_its_whole_days_from_day_rows_and_a_sparkline_never_does():
+    split = tiers(at(6, 43, 10), at(10, 0, day=3))
+    assert split.days == [Span(at(0, 0, day=1), at(0, 0, day=3))]
+    assert split.hours == [Span(at(7, 0), at(0, 0, day=1)), Span(at(0, 0, day=3), at(10, 0, day=3))]
+    assert split.minutes == [Span(at(6, 43, 10), at(7, 0))]
+    assert tiers(at(0, 0), at(0, 0, day=1)) == Tiers([], [], [Span(at(0, 0), at(0, 0, day=1))])
+    assert tiers(at(0, 0), at(23, 0)).days == []  # no whole day
+    assert tiers(at(0, 0), at(0, 0, day=3), 6 * 3600).days == []  # buckets: hours at most
+
+
 def test_a_sparkline_hour_cut_by_buckets_counts_whole_in_its_middles_bucket_and_moves_the_rest():
     # 48-minute buckets from 10:12: 10:12, 11:00, 11:48, 12:36 ... 11:00-12:00 holds 11:00-11:48 (48 min, with
     # the middle 11:30) and 11:48-12:00 (12 min): the hour row counts at 11:30, 11:48-11:59 move out of there.
