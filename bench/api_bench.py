@@ -539,12 +539,12 @@ def seed(days: int, data: str = "realistic") -> None:
 def seed_error_groups(days: int, groups: int, busy: int) -> None:
     """`groups` error groups over the last `days` days: `busy` of them erring every minute (a storm that never
     ends: the worst case for a window's sum), the others once an hour; as ingest would have counted them."""
-    from telemetry.error_groups import GROUPS_TABLE, HOURS_TABLE, MINUTES_TABLE
+    from telemetry.error_groups import DAYS_TABLE, GROUPS_TABLE, HOURS_TABLE, MINUTES_TABLE
 
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=days)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {GROUPS_TABLE}, {MINUTES_TABLE}, {HOURS_TABLE}")
+        cursor.execute(f"TRUNCATE {GROUPS_TABLE}, {MINUTES_TABLE}, {HOURS_TABLE}, {DAYS_TABLE}")
         cursor.execute(
             f"""INSERT INTO {GROUPS_TABLE} (fingerprint, first_seen, last_seen, source, service, event_template,
                     message_template, example_event, example_message, example_trace_id, routes)
@@ -565,11 +565,14 @@ def seed_error_groups(days: int, groups: int, busy: int) -> None:
                            SELECT date_trunc('hour', ts, 'UTC'), fingerprint, sum(count) FROM {MINUTES_TABLE}
                            GROUP BY 1, 2""")
         hours = cursor.rowcount
+        cursor.execute(f"""INSERT INTO {DAYS_TABLE} (day, fingerprint, count)
+                           SELECT date_trunc('day', hour, 'UTC'), fingerprint, sum(count) FROM {HOURS_TABLE}
+                           GROUP BY 1, 2""")
         cursor.execute(f"SELECT count(*) FROM {MINUTES_TABLE}")
         print(f"seeded {groups} error groups ({busy} erring every minute) over {days} days: "
               f"{cursor.fetchone()[0]} minute rows, {hours} hour rows", flush=True)
     with connection.cursor() as cursor:  # as autovacuum would: index-only scans need the visibility map set
-        cursor.execute(f"VACUUM ANALYZE {GROUPS_TABLE}, {MINUTES_TABLE}, {HOURS_TABLE}")
+        cursor.execute(f"VACUUM ANALYZE {GROUPS_TABLE}, {MINUTES_TABLE}, {HOURS_TABLE}, {DAYS_TABLE}")
 
 
 def main(argv: list[str]) -> int:
