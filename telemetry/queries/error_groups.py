@@ -186,10 +186,12 @@ def _tiered_rows(split: Tiers, fingerprints: Sequence[int] | None = None) -> tup
     """SQL of (ts, fingerprint, count) rows: day and hour rows dated by their day's or hour's middle, and each
     minute span's errors per group dated by the span (and, for a span with `at`, taken back at `at`). Each span
     (of each group in `fingerprints`, when given) is read by one index range scan."""
-    groups, condition = "", ""
+    groups, condition, any_condition = "", "", ""
     if fingerprints is not None:
-        # One range scan per group on the (fingerprint, time) keys: a few groups' rows, not every group's filtered.
+        # Day and hour rows: one range scan per group on the (fingerprint, time) keys, a few groups' rows rather
+        # than every group's filtered. Minute spans are short: one range scan on time, filtered, is cheaper.
         groups, condition = " CROSS JOIN unnest(%s::bigint[]) AS f(fingerprint)", "fingerprint = f.fingerprint AND "
+        any_condition = "fingerprint = ANY(%s::bigint[]) AND "
 
     def spans(spans: list[Span]) -> list:
         return [[span.low for span in spans], [span.high for span in spans], [span.at for span in spans],
@@ -208,9 +210,9 @@ def _tiered_rows(split: Tiers, fingerprints: Sequence[int] | None = None) -> tup
                                     WHERE {condition}hour >= s.low AND hour < s.high OFFSET 0) AS t
                 UNION ALL
                 SELECT v.ts, t.fingerprint, v.count
-                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){groups}
+                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at)
                 CROSS JOIN LATERAL (SELECT fingerprint, sum(count) AS count FROM {MINUTES_TABLE}
-                                    WHERE {condition}ts >= s.low AND ts < s.high GROUP BY fingerprint) AS t
+                                    WHERE {any_condition}ts >= s.low AND ts < s.high GROUP BY fingerprint) AS t
                 CROSS JOIN LATERAL (VALUES (s.low, t.count), (s.at, -t.count)) AS v(ts, count)
                 WHERE v.ts IS NOT NULL""", spans(split.days) + spans(split.hours) + spans(split.minutes))
 
