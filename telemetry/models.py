@@ -244,9 +244,10 @@ class StoredLogEvent(models.Model):
         return f"{self.level} {self.event} @ {self.ts:%Y-%m-%d %H:%M:%S}"
 
 
-class StoredTraceEntry(models.Model):
-    """A kept span as readers see it: hot or packed (the view `telemetry_trace_index_all`, migration 0007).
-    The `chunk_*` fields are those of StoredLogEvent."""
+class StoredSpan(models.Model):
+    """A kept span as readers see it: hot or packed. The `chunk_*` fields describe its chunk as those of
+    StoredLogEvent do; `chunk_packed` is false for a hot row, `chunk_trace_uuid` is `trace_id` as a uuid
+    (migration 0017)."""
 
     pk = models.CompositePrimaryKey("id", "ts")
     id = models.UUIDField()
@@ -261,11 +262,28 @@ class StoredTraceEntry(models.Model):
     kept_reason = models.CharField(max_length=1, null=True)
     chunk_first_ts = models.DateTimeField()
     chunk_last_ts = models.DateTimeField()
-    chunk_trace_bloom = models.BinaryField(null=True)
+    chunk_packed = models.BooleanField()
+    chunk_trace_uuid = models.UUIDField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.span_name} {self.duration_ms} ms @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class StoredTraceEntry(StoredSpan):
+    """Every stored span (the view `telemetry_trace_index_all`, migrations 0007 and 0017)."""
 
     class Meta:
         managed = False
         db_table = "telemetry_trace_index_all"
 
-    def __str__(self) -> str:
-        return f"{self.span_name} {self.duration_ms} ms @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+class StoredTraceLookup(StoredSpan):
+    """The same rows read position by position (the view `telemetry_trace_index_lookup`, migration 0017): for
+    the spans of one trace, where unnesting every column of each chunk holding it would cost far more."""
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_trace_index_lookup"

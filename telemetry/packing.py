@@ -31,6 +31,8 @@ LOG_TABLE = LogEvent._meta.db_table
 TRACE_TABLE = TraceIndexEntry._meta.db_table
 LOG_CHUNKS = "telemetry_log_chunks"
 TRACE_CHUNKS = "telemetry_trace_chunks"
+# The hourly filter of the trace ids in the trace chunks (migration 0017, telemetry.queries.stored.of_trace).
+TRACE_HOURS = "telemetry_trace_hours"
 LOG_VIEW = StoredLogEvent._meta.db_table
 TRACE_VIEW = StoredTraceEntry._meta.db_table
 # A chunk never spans more than this: readers widen a window's lower bound by it to find the chunks
@@ -50,6 +52,14 @@ class PackedShape:
     chunk_table: str
     segment: tuple[str, ...]
     elements: tuple[tuple[str, str], ...]  # (chunk array column, element expression over the hot row)
+    # (chunk array column, element expression, condition over a hot row): an array stored only when some row of
+    # the chunk meets the condition (NULL otherwise, which unnests as NULL elements).
+    optional: tuple[tuple[str, str, str], ...] = ()
+    # (hot column, SQL over the unnested elements `u`) for every column that is not an element of the same name;
+    # empty: the elements are the hot columns, but for trace_ids and span_ids (see unpacked_select).
+    unpacked: tuple[tuple[str, str], ...] = ()
+    # SQL: the chunk `c` holds the hot-shaped row `{row}` (its ts and id); `c` covers the row's time.
+    holds: str = "c.id @> ARRAY[{row}.id]"
 
 
 LOGS = PackedShape(
@@ -67,6 +77,11 @@ LOGS = PackedShape(
     ),
 )
 
+# A span's id derives from its trace id and the last 4 bytes of its span id (telemetry.storage.span_row_id,
+# migration 0017), so a chunk stores those 4 bytes, not the 16 of the id; an id that does not derive so (written
+# by hand) makes its chunk keep every id in `ids`.
+_SPAN_BITS = "telemetry_span_id_bits({id})"
+_DERIVED_ID = "telemetry_span_row_id({trace}, {span})"
 TRACES = PackedShape(
     hot_table=TRACE_TABLE,
     chunk_table=TRACE_CHUNKS,
@@ -74,24 +89,44 @@ TRACES = PackedShape(
     elements=(
         ("trace_ids", "trace_id::uuid"),
         ("ts", "ts"),
-        ("id", "id"),
+        ("span_ids", _SPAN_BITS.format(id="id")),
         ("duration_ms", "duration_ms"),
         ("span_name", "span_name"),
         ("route", "route"),
         ("status_code", "status_code"),
         ("kept_reason", "kept_reason"),
     ),
+    optional=(("ids", "id", "id <> " + _DERIVED_ID.format(trace="trace_id::uuid", span=_SPAN_BITS.format(id="id"))),),
+    unpacked=(
+        ("trace_id", "replace(u.trace_ids::text, '-', '')"),
+        ("ts", "u.ts"),
+        ("id", "coalesce(u.ids, " + _DERIVED_ID.format(trace="u.trace_ids", span="u.span_ids") + ")"),
+        ("duration_ms", "u.duration_ms"),
+        ("span_name", "u.span_name"),
+        ("route", "u.route"),
+        ("status_code", "u.status_code"),
+        ("kept_reason", "u.kept_reason"),
+    ),
+    # The chunk's span bits narrow it to (almost always) the one position, checked whole.
+    holds=("c.span_ids @> ARRAY[" + _SPAN_BITS.format(id="{row}.id") + "] AND EXISTS (SELECT FROM "
+           "unnest(array_positions(c.span_ids, " + _SPAN_BITS.format(id="{row}.id") + ")) AS p(n) "
+           "WHERE c.ts[p.n] = {row}.ts AND coalesce(c.ids[p.n], "
+           + _DERIVED_ID.format(trace="c.trace_ids[p.n]", span="c.span_ids[p.n]") + ") = {row}.id)"),
 )
+
 
 def _pack_select(shape: PackedShape, source: str, where: str, target: str | None = None) -> str:
     """INSERT into `target` (default: the chunk table) of the chunks built from the hot-shaped rows of `source`
     matching `where`."""
-    columns = ("first_ts", "last_ts", *shape.segment, "row_count", *(name for name, _ in shape.elements))
-    arrays = ", ".join(f"array_agg({expression} ORDER BY ts, id)" for _, expression in shape.elements)
+    names = [name for name, _ in shape.elements] + [name for name, _, _ in shape.optional]
+    columns = ("first_ts", "last_ts", *shape.segment, "row_count", *names)
+    arrays = [f"array_agg({expression} ORDER BY ts, id)" for _, expression in shape.elements] + [
+        f"CASE WHEN bool_or({needed}) THEN array_agg({expression} ORDER BY ts, id) END"
+        for _, expression, needed in shape.optional]
     segment = ", ".join(shape.segment)
     return (
         f"INSERT INTO {target or shape.chunk_table} ({', '.join(columns)}) "
-        f"SELECT min(ts), max(ts), {segment}, count(*), {arrays} "
+        f"SELECT min(ts), max(ts), {segment}, count(*), {', '.join(arrays)} "
         f"FROM {source} WHERE {where} "
         f"GROUP BY date_trunc('hour', ts), {segment}"
     )
@@ -103,7 +138,7 @@ def packed_row_condition(shape: PackedShape, alias: str) -> str:
     span_seconds = int(CHUNK_SPAN.total_seconds())
     return (f"EXISTS (SELECT FROM {shape.chunk_table} c WHERE c.first_ts <= {alias}.ts"
             f" AND c.first_ts > {alias}.ts - interval '{span_seconds} seconds'"
-            f" AND c.last_ts >= {alias}.ts AND c.id @> ARRAY[{alias}.id])")
+            f" AND c.last_ts >= {alias}.ts AND {shape.holds.format(row=alias)})")
 
 
 def pack_range(cursor, shape: PackedShape, start: datetime, end: datetime) -> int:
@@ -114,10 +149,9 @@ def pack_range(cursor, shape: PackedShape, start: datetime, end: datetime) -> in
     A row whose (ts, id) is already packed is a re-sent record arriving after its hour was packed (ids are
     deterministic, the hot tables' ON CONFLICT DO NOTHING no longer sees the packed copy): it is dropped.
     """
-    already_packed = (
-        f"SELECT p.ts, p.id FROM {shape.chunk_table} c CROSS JOIN LATERAL unnest(c.ts, c.id) AS p(ts, id) "
-        "WHERE c.first_ts >= date_trunc('hour', %s::timestamptz) AND c.first_ts < %s"
-    )
+    hour_chunks = (f"(SELECT * FROM {shape.chunk_table} "
+                   "WHERE first_ts >= date_trunc('hour', %s::timestamptz) AND first_ts < %s)")
+    already_packed = f"SELECT p.ts, p.id FROM ({unpacked_select(shape, hour_chunks)}) AS p"
     cursor.execute(
         f"WITH moved AS (DELETE FROM {shape.hot_table} WHERE ts >= %s AND ts < %s RETURNING *), "
         f"already_packed AS ({already_packed}), "
@@ -180,18 +214,29 @@ def compact_partition(cursor, shape: PackedShape, partition: str, chunk_filter: 
 def unpacked_select(shape: PackedShape, chunks: str) -> str:
     """The hot-shaped rows of the chunks in `chunks` (a relation or a parenthesised subquery), as the
     views unpack them."""
-    names = [name for name, _ in shape.elements]
-    columns = []
-    for name in names:
-        if name == "trace_ids":
-            columns.append(f"replace(u.{name}::text, '-', '') AS trace_id")
-        elif name == "span_ids":
-            columns.append(f"lpad(to_hex(u.{name}), 16, '0') AS span_id")
-        else:
-            columns.append(f"u.{name} AS {name}")
+    names = [name for name, _ in shape.elements] + [name for name, _, _ in shape.optional]
+    if shape.unpacked:
+        columns = [f"{expression} AS {column}" for column, expression in shape.unpacked]
+    else:
+        columns = []
+        for name in names:
+            if name == "trace_ids":
+                columns.append(f"replace(u.{name}::text, '-', '') AS trace_id")
+            elif name == "span_ids":
+                columns.append(f"lpad(to_hex(u.{name}), 16, '0') AS span_id")
+            else:
+                columns.append(f"u.{name} AS {name}")
     segment = ", ".join(f"c.{name}" for name in shape.segment)
     return (f"SELECT {segment}, {', '.join(columns)} FROM {chunks} c "
             f"CROSS JOIN LATERAL unnest({', '.join(f'c.{name}' for name in names)}) AS u({', '.join(names)})")
+
+
+def forget_trace_hours(cursor, cutoff: datetime) -> int:
+    """Remove the hour-filter rows of the hours that end by `cutoff` (retention: their chunks are gone); the hour
+    holding the cutoff keeps its row, whose bits of purged traces only make a look-up check that hour's chunks.
+    Returns the rows removed."""
+    cursor.execute(f"DELETE FROM {TRACE_HOURS} WHERE hour <= %s", [cutoff - CHUNK_SPAN])
+    return cursor.rowcount
 
 
 @dataclass

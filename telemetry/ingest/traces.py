@@ -30,7 +30,7 @@ from telemetry.live_windows import LiveCounts
 from telemetry.otlp import any_value_to_python
 from telemetry.packing import TRACES, packed_row_condition
 from telemetry.span_errors import KEPT_AS_ERROR, is_error, stored_status
-from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
+from telemetry.storage import TRACE_COLUMNS, span_row_id
 
 _ENTRY_KINDS = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
 _SERVER = Span.SPAN_KIND_SERVER
@@ -181,7 +181,7 @@ def _row(
     trace_hex, span_hex = span.trace_id.hex(), span.span_id.hex()
     route = attributes.get(Label.HTTP_ROUTE)
     values = {
-        "id": deterministic_uuid(trace_hex, span_hex),
+        "id": span_row_id(trace_hex, span_hex),
         "ts": from_unix_nanos(span.start_time_unix_nano),
         "trace_id": trace_hex,
         "span_name": storable(scrub(span.name[: 4 * SPAN_NAME_MAX_LENGTH]))[:SPAN_NAME_MAX_LENGTH],

@@ -20,7 +20,7 @@ from django.db.models import BooleanField, F, Func, Q, QuerySet
 from kaiku_ops.db_routers import read_alias
 from telemetry import packing, span_errors
 from telemetry.ingest.traces import DOMAIN_DB
-from telemetry.models import StoredLogEvent, StoredTraceEntry
+from telemetry.models import StoredLogEvent, StoredTraceEntry, StoredTraceLookup
 from telemetry.queries import stored
 
 
@@ -94,8 +94,8 @@ class SpanRecord:
         return self.duration_ms >= thresholds.for_domain(self.domain)
 
 
-_RECORDS = {StoredLogEvent: LogRecord, StoredTraceEntry: SpanRecord}
-_PACKED_SHAPES = {StoredLogEvent: packing.LOGS, StoredTraceEntry: packing.TRACES}
+_RECORDS = {StoredLogEvent: LogRecord, StoredTraceEntry: SpanRecord, StoredTraceLookup: SpanRecord}
+_PACKED_SHAPES = {StoredLogEvent: packing.LOGS, StoredTraceEntry: packing.TRACES, StoredTraceLookup: packing.TRACES}
 _FIELDS = {model: tuple(field.name for field in fields(record)) for model, record in _RECORDS.items()}
 
 
@@ -141,8 +141,9 @@ def spans(
     slow: SlowThresholds,
 ) -> QuerySet[StoredTraceEntry]:
     """Kept spans with start <= ts < end; `status` "error" or "slow" (by `slow`) keeps only those."""
-    # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
-    found = stored.rows(StoredTraceEntry).filter(stored.window(start, end))
+    # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking. One trace's
+    # spans are read position by position from the few chunks holding it (StoredTraceLookup).
+    found = stored.rows(StoredTraceLookup if trace_id else StoredTraceEntry).filter(stored.window(start, end))
     if status == "error":
         found = found.filter(ERROR_CONDITION)
     elif status == "slow":
@@ -154,7 +155,7 @@ def spans(
     if duration_min is not None:
         found = found.filter(duration_ms__gte=duration_min)
     if trace_id:
-        found = found.filter(stored.of_trace(trace_id))
+        found = found.filter(stored.of_trace(trace_id, start, end))
     return found
 
 

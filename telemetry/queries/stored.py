@@ -6,23 +6,43 @@ filters add the matching conditions on the chunk itself, which PostgreSQL checks
 on `chunk_first_ts`, the chunk tables' partition key, when it picks the partitions to read). For a hot
 row they are conditions on its own columns.
 
-A trace is looked for with the Bloom filter of each chunk's trace ids (its three probes hashed once per query,
-`bloom_hashes`), a search term with the trigram index over the text of each log chunk (migration 0014).
+A trace is looked for in span chunks through the hour filter of migration 0017 (one block of a Bloom filter per
+hour: `hour_probes`), then each candidate chunk's trace ids; in log chunks with the Bloom filter of each chunk's
+trace ids (its three probes hashed once per query, `bloom_hashes`). A search term is looked for with the trigram
+index over the text of each log chunk (migration 0014).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
-from django.db.models import BigIntegerField, BooleanField, F, Func, Model, Q, QuerySet, Value
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    DateTimeField,
+    Expression,
+    F,
+    Func,
+    Model,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.expressions import RawSQL
 
 from kaiku_ops.db_routers import read_alias
-from telemetry.packing import CHUNK_SPAN
+from telemetry.models import StoredSpan
+from telemetry.packing import CHUNK_SPAN, TRACE_CHUNKS, TRACE_HOURS
 
 # Where the Bloom filter's three probes (migration 0007) take 32 bits of the md5 hex digest of a trace id.
 BLOOM_PROBES = (0, 8, 16)
+# The hour filter (migration 0017): of the md5 digest of a trace id, the first 7 bits pick the block (of 128) and
+# the next seven 12-bit slices the bits in it (of 4096).
+HOUR_BLOCK_BITS = 7
+HOUR_PROBE_BITS = 12
+HOUR_PROBES = 7
 
 
 def rows(model: type[Model]) -> QuerySet:
@@ -66,16 +86,80 @@ def bloom_hashes(trace_id: uuid.UUID) -> list[int]:
     return [int(digest[probe:probe + 8], 16) for probe in BLOOM_PROBES]
 
 
-def of_trace(trace_id: str) -> Q:
-    """Rows of one trace (32 lower-case hex digits, as stored), unpacking only the chunks whose Bloom filter
-    may hold it (a hot row has no filter)."""
+def hour_probes(trace_id: uuid.UUID) -> tuple[int, list[int]]:
+    """The block of the hour filter that holds `trace_id` and the bits it sets in it (migration 0017's
+    `telemetry_trace_hour_key`)."""
+    digest = int(hashlib.md5(str(trace_id).encode()).hexdigest(), 16)  # noqa: S324 - the filter's hash
+    rest = 128 - HOUR_BLOCK_BITS
+    probes = [(digest >> (rest - HOUR_PROBE_BITS * (i + 1))) & (2**HOUR_PROBE_BITS - 1) for i in range(HOUR_PROBES)]
+    return digest >> rest, probes
+
+
+def of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None) -> Q:
+    """Rows of one trace (32 lower-case hex digits, as stored), hot or packed, for any of the views: unpacking only
+    the chunks that hold it. Spans: the chunks of the hours whose filter may hold the trace (read for the hours of
+    [start, end) when given, else all) whose trace ids do; log records: the chunks whose Bloom filter may hold it."""
     try:
         packed_id = uuid.UUID(hex=trace_id)
     except ValueError:
         # Not a trace id any stored row can have: still a valid (empty) answer, never an error.
-        return Q(trace_id=trace_id, chunk_trace_bloom__isnull=True)
-    hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(packed_id)]
-    return Q(trace_id=trace_id) & Q(BloomHas(F("chunk_trace_bloom"), *hashes))
+        return Q(trace_id=trace_id, ts__isnull=True)
+    return Q(trace_id=trace_id) & Q(_OfTrace(packed_id, start, end))
+
+
+class _OfTrace(Expression):
+    """The chunk condition of `of_trace`, which depends on the view it filters: known once a query resolves it."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, trace_id: uuid.UUID, start: datetime | None, end: datetime | None):
+        super().__init__()
+        self.trace_id, self.start, self.end = trace_id, start, end
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False):
+        if issubclass(query.model, StoredSpan):
+            condition = Q(chunk_trace_uuid=self.trace_id) & (
+                Q(chunk_packed=False)
+                | Q(_IsAnyOf(F("chunk_first_ts"), _chunks_of_trace(self.trace_id, self.start, self.end))))
+        else:
+            hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(self.trace_id)]
+            condition = Q(BloomHas(F("chunk_trace_bloom"), *hashes))
+        return condition.resolve_expression(query, allow_joins, reuse, summarize, for_save)
+
+
+def _chunks_of_trace(trace_id: uuid.UUID, start: datetime | None, end: datetime | None) -> RawSQL:
+    """SQL: the `first_ts` of the span chunks holding `trace_id`, found through the hour filter (one index range of
+    one block, a row an hour) and the trace ids of the chunks of its candidate hours."""
+    block, probes = hour_probes(trace_id)
+    hours, params = "", [block]
+    if start is not None:
+        hours += " AND h.hour >= %s"
+        params.append((start - CHUNK_SPAN).astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+    if end is not None:
+        hours += " AND h.hour < %s"
+        params.append(end)
+    bits = " & ".join(["get_bit(h.bits, %s)"] * len(probes))
+    return RawSQL(
+        f"SELECT c.first_ts FROM {TRACE_HOURS} h JOIN {TRACE_CHUNKS} c"
+        " ON c.first_ts >= h.hour AND c.first_ts < h.hour + interval '1 hour'"
+        f" WHERE h.block = %s{hours} AND ({bits}) = 1 AND c.trace_ids @> ARRAY[%s::uuid]",
+        [*params, *probes, trace_id],
+        output_field=DateTimeField(),
+    )
+
+
+class _IsAnyOf(Func):
+    """`column = ANY(ARRAY(subquery))`: the subquery runs once (an InitPlan), its array is matched by index."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, subquery = self.get_source_expressions()
+        column_sql, column_params = compiler.compile(column)
+        subquery_sql, subquery_params = compiler.compile(subquery)  # parenthesised
+        return f"{column_sql} = ANY(ARRAY{subquery_sql})", (*column_params, *subquery_params)
 
 
 def containing(search: str) -> Q:

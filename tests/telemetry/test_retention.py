@@ -24,7 +24,7 @@ from telemetry.models import (
     MetricSample,
 )
 from telemetry.otlp import OtlpSignal
-from telemetry.packing import LOG_CHUNKS, LOG_VIEW, TRACE_CHUNKS, TRACE_VIEW, pack_due
+from telemetry.packing import LOG_CHUNKS, LOG_VIEW, TRACE_CHUNKS, TRACE_HOURS, TRACE_VIEW, pack_due
 from telemetry.partitions import day_partitions, ensure_partitions
 from telemetry.retention import RETENTION_TABLES, RetentionError, enforce_retention
 from telemetry.rollups import refresh_rollups
@@ -286,3 +286,26 @@ def test_a_stream_resuming_after_its_state_expired_only_sets_a_new_baseline():
     resumed = export(15)
 
     assert (resumed.accepted, resumed.not_kept, resumed.stored) == (1, 1, 0)  # not counted in full a second time
+
+
+def _filtered_hours() -> list:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT hour FROM {TRACE_HOURS} ORDER BY 1")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_the_trace_hour_filter_forgets_exactly_the_hours_that_end_by_the_cutoff():
+    ensure_partitions(now=NOW)
+    cutoff_hour = CUTOFF.replace(minute=0, second=0)
+    recent_hour = (NOW - timedelta(days=2)).replace(minute=0, second=0)
+    for when in (cutoff_hour - timedelta(hours=1), CUTOFF, recent_hour):
+        TraceIndexEntryFactory(ts=when)
+    pack_due(now=NOW)
+    assert _filtered_hours() == [cutoff_hour - timedelta(hours=1), cutoff_hour, recent_hour]
+
+    enforce_retention(now=NOW, tables=["telemetry_trace_index"])
+
+    # The hour holding the cutoff still has a span (the one at the cutoff), so it keeps its filter row.
+    assert _filtered_hours() == [cutoff_hour, recent_hour]
+    assert _stored_times(TRACE_VIEW) == [CUTOFF, recent_hour]

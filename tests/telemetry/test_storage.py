@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from telemetry import histograms
 from telemetry.contract import Label, Metric
@@ -14,6 +16,7 @@ from telemetry.storage import (
     deterministic_uuid,
     insert_log_events,
     insert_trace_rows,
+    span_row_id,
     touch_series,
     upsert_metric_samples,
 )
@@ -32,7 +35,7 @@ def _log(n: int, **overrides) -> dict:
 
 def _span(span_id: str) -> dict:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    return {"id": deterministic_uuid(trace_id, span_id), "ts": MINUTE, "trace_id": trace_id,
+    return {"id": span_row_id(trace_id, span_id), "ts": MINUTE, "trace_id": trace_id,
             "span_name": "http.server.request", "domain": "api", "route": "/api/v1/messages",
             "status_code": "502", "duration_ms": 1400, "service": "vc-server"}
 
@@ -59,6 +62,24 @@ def test_trace_rows_dedupe_on_the_id_derived_from_trace_and_span():
 
 
 @pytest.mark.django_db
+@pytest.mark.django_db
+@pytest.mark.parametrize("trace_id, span_id", [
+    ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
+    ("00000000000000000000000000000001", "ffffffff80000000"),  # the span bits are a negative int4 in a chunk
+    ("ffffffffffffffffffffffffffffffff", "0000000000000000"),
+])
+def test_a_span_row_id_is_the_trace_ids_last_12_bytes_then_the_span_ids_last_4_in_python_and_in_sql(
+        trace_id, span_id):
+    expected = uuid.UUID(hex=trace_id[8:] + span_id[8:])
+    assert span_row_id(trace_id, span_id) == expected
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT telemetry_span_row_id(%s::uuid, telemetry_span_id_bits(%s::uuid)),"
+                       " telemetry_span_id_bits(%s::uuid)", [trace_id, expected, expected])
+        derived, bits = cursor.fetchone()
+    assert derived == expected
+    assert bits == int.from_bytes(bytes.fromhex(span_id[8:]), "big", signed=True)
+
+
 def test_a_row_lacking_a_column_is_refused_with_its_name():
     row = _log(1)
     del row["message"]

@@ -12,7 +12,7 @@ from telemetry import packing
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
 from telemetry.ingest.traces import KeptReason, TraceSelection, store_trace_rows, trace_rows
 from telemetry.otlp import OtlpSignal
-from telemetry.storage import TRACE_COLUMNS, deterministic_uuid
+from telemetry.storage import TRACE_COLUMNS, span_row_id
 from tests.telemetry.ingest.otlp_builders import ns, span, traces_request
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -100,7 +100,7 @@ def test_row_fields_follow_the_contract():
     )
 
     assert row == {
-        "id": deterministic_uuid(NEVER_SAMPLED.hex(), sid(7).hex()),
+        "id": span_row_id(NEVER_SAMPLED.hex(), sid(7).hex()),
         "ts": NOW,
         "trace_id": NEVER_SAMPLED.hex(),
         "span_name": "invite [email]",

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from telemetry.models import StoredLogEvent, StoredTraceEntry
+from telemetry.models import StoredLogEvent, StoredTraceEntry, StoredTraceLookup
 from telemetry.queries import records, stored
 from tests.command_center.selectors.packed_data import pack
 from tests.factories import LogEventFactory, TraceIndexEntryFactory
@@ -127,22 +127,24 @@ def test_the_inlined_bloom_check_answers_as_the_filter_function_does(count):
     assert sum(answers[stranger][0] for stranger in strangers) <= 500 * 0.01
 
 
-def test_a_trace_is_found_with_the_bloom_filters_and_only_its_chunks_are_unpacked(now):
+def test_a_trace_is_found_through_the_hour_filter_or_the_bloom_filters_and_only_its_chunks_are_unpacked(now):
     wanted = uuid.uuid4().hex
     for hour in range(2, 8):
-        for domain in ("api", "db", "ws"):
-            LogEventFactory(ts=now - timedelta(hours=hour, minutes=20), domain=domain,
+        for second, domain in enumerate(("api", "db", "ws")):
+            LogEventFactory(ts=now - timedelta(hours=hour, minutes=20, seconds=second), domain=domain,
                             trace_id=wanted if (hour, domain) == (6, "ws") else uuid.uuid4().hex)
-            TraceIndexEntryFactory(ts=now - timedelta(hours=hour, minutes=30), domain=domain,
+            TraceIndexEntryFactory(ts=now - timedelta(hours=hour, minutes=30, seconds=second), domain=domain,
                                    trace_id=wanted if (hour, domain) == (5, "db") else uuid.uuid4().hex)
     pack(now - timedelta(hours=10), now - timedelta(hours=1))
     window = stored.window(now - timedelta(hours=9), now)
 
-    for model, expected in ((StoredTraceEntry, "db"), (StoredLogEvent, "ws")):
-        found = stored.rows(model).filter(window, stored.of_trace(wanted))
+    for model, expected in ((StoredTraceEntry, "db"), (StoredTraceLookup, "db"), (StoredLogEvent, "ws")):
+        found = stored.rows(model).filter(window, stored.of_trace(wanted, now - timedelta(hours=9), now))
         plan = analyzed(found)
         assert unpacked(plan) == 1
         assert "telemetry_bloom" not in json.dumps(plan)  # the check is inlined, not a function per chunk
+        if model is not StoredLogEvent:
+            assert indexes_read(plan) >= {"telemetry_trace_hours_pkey"}  # one range of hour-filter rows
         assert [(row.trace_id, row.domain) for row in found] == [(wanted, expected)]
 
 
