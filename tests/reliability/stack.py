@@ -9,9 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +151,19 @@ class Stack:
         with psycopg.connect(url, autocommit=True) as conn:
             cursor = conn.execute(query, params)
             return cursor.fetchall() if cursor.description else []
+
+
+@contextmanager
+def running_stack(prefix: str = "kaiku-reliability-", overrides: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A started stack in a new temporary directory, stopped and deleted afterwards."""
+    # Not under pytest's tmp_path: every pytest session resets its root to mode 0700, which would lock
+    # out the unprivileged user the embedded PostgreSQL runs as whenever another session starts.
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        stack = Stack(Path(data_dir), overrides=overrides or {}).start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
 
 
 def post(url: str, body: bytes, token: str = INGEST_TOKEN, timeout: float = 30) -> tuple[int, dict, bytes]:

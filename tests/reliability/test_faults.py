@@ -39,16 +39,6 @@ RECORDS_PER_BATCH = 20
 RETRY_FOR_S = 90
 
 
-@pytest.fixture
-def stack():
-    # Not under pytest's tmp_path: every pytest session resets its root to mode 0700, which would lock
-    # out the unprivileged user the embedded PostgreSQL runs as whenever another session starts.
-    with tempfile.TemporaryDirectory(prefix="kaiku-reliability-") as data_dir:
-        running = Stack(Path(data_dir)).start()
-        yield running
-        running.stop()
-
-
 def log_batch(number: int) -> bytes:
     now = datetime.now(UTC)
     return logs_request(*(log_record(ns(now), SEVERITY_ERROR, f"batch {number} record {index} failed")

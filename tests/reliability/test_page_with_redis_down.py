@@ -3,27 +3,15 @@ matrix and the degraded banner says live updates are offline; after the restart 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import browser, chromium_executable  # noqa: F401 - the browser fixtures
-from tests.reliability.stack import Stack
 from tests.reliability.test_faults import admin_session
 
 pytestmark = pytest.mark.e2e
 
 PAGE = "/admin/command-center/"
-
-
-@pytest.fixture
-def stack():
-    with tempfile.TemporaryDirectory(prefix="kaiku-reliability-") as data_dir:
-        running = Stack(Path(data_dir)).start()
-        yield running
-        running.stop()
 
 
 def test_with_redis_stopped_the_page_shows_valkey_down_and_the_degraded_banner(stack, browser):  # noqa: F811
