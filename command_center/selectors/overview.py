@@ -27,6 +27,7 @@ CACHE_SECONDS = REFRESH_SECONDS["summary"]
 SPARKLINE = timedelta(hours=1)
 MINUTE = 60
 WAITING_KEY = "_waiting_for_first_data"  # cached with the summary, never shown
+METRICS_API_KEY = "_api_from_metrics"  # cached with the summary, never shown: `red.red_now`'s metrics answer
 
 
 def process_started_at() -> datetime:
@@ -183,13 +184,17 @@ def _base_summary(now: datetime, api: red.RedNow) -> dict[str, Any]:
         "server": _server_metadata(now),
         "alerts": alerts.alerts(signal_values),
         WAITING_KEY: _waiting_for_first_data(now),
+        # Without spans the API cards come from the flushed request metrics, which change once a minute: a served
+        # summary reuses their answer (seconds old) rather than reading them on every request. "No data" is not
+        # kept: the first data must show on the next request, not after the next refresh.
+        METRICS_API_KEY: api if api.source == red.Source.METRICS else None,
     }
 
 
 def _with_live(summary: dict[str, Any], now: datetime, api: red.RedNow | None = None) -> dict[str, Any]:
     """`summary` with what changes within seconds read anew: the API cards, the alerts that follow from them
     and the health matrix (each a Redis read). The cached rest (sparklines, gauges, voice) is seconds old."""
-    api = api or red.red_now(now)
+    api = api or red.red_now(now, metrics_answer=summary.get(METRICS_API_KEY))
     summary = {**summary, "vital_signs": {**summary["vital_signs"]}}
     for name, card in _api_cards(api, {name: summary["vital_signs"][name]["sparkline"]
                                        for name in ("latency_p95", "traffic_rate", "error_rate")}).items():
@@ -230,7 +235,7 @@ def summary() -> dict[str, Any]:
 
 
 def _public(summary: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in summary.items() if key != WAITING_KEY}
+    return {key: value for key, value in summary.items() if key not in (WAITING_KEY, METRICS_API_KEY)}
 
 
 def vital_signs() -> dict[str, float | None]:

@@ -58,11 +58,13 @@ class RedNow:
 NO_DATA = RedNow(None, 0, "no request data", None, None, None, None)
 
 
-def red_now(now: datetime | None = None) -> RedNow:
+def red_now(now: datetime | None = None, metrics_answer: RedNow | None = None) -> RedNow:
+    """`metrics_answer`: the request metrics' answer the caller already holds (the cached summary's, seconds
+    old), used instead of reading them again when there are no spans. They change once a minute, at a flush."""
     now = now or timezone.now()
     live = live_red(now.timestamp(), LIVE_WINDOW_SECONDS, short_seconds=SHORT_WINDOW_SECONDS)
     if live is None or not live.sending:
-        return _from_metrics(now)
+        return metrics_answer if metrics_answer is not None else _from_metrics(now)
     minute = _from_spans(live.total)
     if live.short is not None and live.short.requests >= SHORT_WINDOW_MIN_REQUESTS:
         newest = _from_spans(live.short, SHORT_WINDOW_SECONDS)

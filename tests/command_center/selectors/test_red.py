@@ -66,6 +66,20 @@ def test_the_cached_summary_still_shows_an_incident_at_once(started_long_ago):
     assert overview.summary()["vital_signs"]["error_rate"]["value"] == pytest.approx(50.0)
 
 
+def test_a_served_summary_without_spans_reuses_the_cached_metrics_answer_until_spans_arrive(started_long_ago,
+                                                                                            monkeypatch):
+    seed_http(timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2))  # metrics: 10 % 5xx
+    assert overview.refresh_summary()["vital_signs"]["error_rate"]["value"] == pytest.approx(10.0)
+    monkeypatch.setattr(red, "_from_metrics", lambda now: pytest.fail("the metrics were read again"))
+
+    served = overview.summary()["vital_signs"]["error_rate"]
+    assert (served["value"], served["source"]) == (pytest.approx(10.0), "metrics")
+    assert "_api_from_metrics" not in overview.summary()
+
+    send_requests(100, 40, 500)  # spans: read live on the next request, whatever the cache holds
+    assert overview.summary()["vital_signs"]["error_rate"]["value"] == pytest.approx(100.0)
+
+
 def test_without_spans_the_last_flushed_minutes_of_metrics_are_shown_and_labelled(started_long_ago):
     minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
     seed_http(minute)
