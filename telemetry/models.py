@@ -235,6 +235,8 @@ class StoredLogEvent(models.Model):
     chunk_last_ts = models.DateTimeField()
     chunk_trace_bloom = models.BinaryField(null=True)
     chunk_text = models.TextField(null=True)
+    chunk_packed = models.BooleanField(default=False)
+    chunk_digit_bloom = models.BinaryField(null=True)  # of the digit 5-grams of a chunk's text (migration 0016)
 
     class Meta:
         managed = False

@@ -41,6 +41,9 @@ CHUNK_SPAN = timedelta(hours=1)
 # A hot partition emptied by packing keeps its pages (and its index pages, which VACUUM never gives back)
 # until it is truncated; below this it is as good as empty (an empty partition with its indexes is ~64 kB).
 EMPTIED_PARTITION_MIN_BYTES = 1024 * 1024
+# Between the values of a `joined` element: a control character, which ingest strips from free text
+# (contract.remove_invisible); a row holding it is not packable and stays hot.
+JOIN_SEPARATOR = "\x1e"
 
 
 @dataclass(frozen=True)
@@ -60,21 +63,65 @@ class PackedShape:
     unpacked: tuple[tuple[str, str], ...] = ()
     # SQL: the chunk `c` holds the hot-shaped row `{row}` (its ts and id); `c` covers the row's time.
     holds: str = "c.id @> ARRAY[{row}.id]"
+    # Elements stored as one text, JOIN_SEPARATOR between the rows' values (string_agg; split back on unpacking).
+    joined: tuple[str, ...] = ()
+    # The rows' order inside a chunk (SQL over the hot columns).
+    order: str = "ts, id"
+    # SQL over the hot columns whose values together tell a stored row from any other (pack_range drops a row
+    # whose key a chunk of its hour already holds: a re-sent record); none may be NULL.
+    key: tuple[str, ...] = ("ts", "id")
+    # SQL over the hot columns: the rows packing may move (the others stay hot; empty: all).
+    packable: str = ""
+
+    @property
+    def unnested_ts(self) -> str:
+        """SQL: the time of the row whose `ts` element of chunk `c` is unnested as `u.ts`."""
+        return dict(self.unpacked).get("ts", "u.ts")
 
 
+# A log chunk (migration 0016) holds one UTC hour of one level. A row's time is its offset from the hour in
+# microseconds (shifted into integer's range: 4 bytes, not 8); events and messages are each one text (what the
+# search indexes read as stored); the hot row's random id is not kept: a packed row is known by its content
+# (`LOG_KEY`), and readers get a content id (telemetry_log_row_id) that a row keeps when it is packed.
+_LOG_TS_OFFSET = "telemetry_log_ts_offset(ts)"
+LOG_KEY = ("ts", "level", "service", "domain", "event", "message", "coalesce(trace_id, '')",
+           "coalesce(span_id, '')", "attrs")
 LOGS = PackedShape(
     hot_table=LOG_TABLE,
     chunk_table=LOG_CHUNKS,
-    segment=("level", "service", "domain"),
+    segment=("level",),
     elements=(
         ("trace_ids", "trace_id::uuid"),
-        ("ts", "ts"),
-        ("id", "id"),
-        ("event", "event"),
-        ("message", "message"),
+        ("ts", _LOG_TS_OFFSET),
+        ("services", "service"),
+        ("domains", "domain"),
+        ("events", "event"),
+        ("messages", "message"),
         ("span_ids", "('x' || span_id)::bit(64)::bigint"),
         ("attrs", "attrs"),
     ),
+    unpacked=(
+        ("ts", "telemetry_log_ts(c.first_ts, u.ts)"),
+        ("service", "u.services"),
+        ("domain", "u.domains"),
+        ("event", "u.events"),
+        ("message", "u.messages"),
+        ("trace_id", "replace(u.trace_ids::text, '-', '')"),
+        ("span_id", "lpad(to_hex(u.span_ids), 16, '0')"),
+        ("attrs", "u.attrs"),
+    ),
+    holds=("EXISTS (SELECT FROM unnest(c.ts, c.services, c.domains, telemetry_split_joined(c.events, c.row_count),"
+           " telemetry_split_joined(c.messages, c.row_count), c.trace_ids, c.span_ids, c.attrs)"
+           " AS u(ts, service, domain, event, message, trace_id, span_id, attrs)"
+           " WHERE u.ts = telemetry_log_ts_offset({row}.ts) AND c.level = {row}.level AND u.service = {row}.service"
+           " AND u.domain = {row}.domain AND u.event = {row}.event AND u.message = {row}.message"
+           " AND u.trace_id IS NOT DISTINCT FROM {row}.trace_id::uuid"
+           " AND u.span_id IS NOT DISTINCT FROM ('x' || {row}.span_id)::bit(64)::bigint AND u.attrs = {row}.attrs)"),
+    joined=("events", "messages"),
+    # Alike rows side by side: a chunk's texts compress better.
+    order="service, domain, event, ts, message",
+    key=LOG_KEY,
+    packable=f"strpos(event, E'{JOIN_SEPARATOR}') = 0 AND strpos(message, E'{JOIN_SEPARATOR}') = 0",
 )
 
 # A span's id derives from its trace id and the last 4 bytes of its span id (telemetry.storage.span_row_id,
@@ -117,18 +164,20 @@ TRACES = PackedShape(
 
 def _pack_select(shape: PackedShape, source: str, where: str, target: str | None = None) -> str:
     """INSERT into `target` (default: the chunk table) of the chunks built from the hot-shaped rows of `source`
-    matching `where`."""
+    matching `where`. A chunk holds the rows of one UTC hour (whatever the session's time zone)."""
     names = [name for name, _ in shape.elements] + [name for name, _, _ in shape.optional]
     columns = ("first_ts", "last_ts", *shape.segment, "row_count", *names)
-    arrays = [f"array_agg({expression} ORDER BY ts, id)" for _, expression in shape.elements] + [
-        f"CASE WHEN bool_or({needed}) THEN array_agg({expression} ORDER BY ts, id) END"
+    arrays = [
+        f"string_agg({expression}, E'{JOIN_SEPARATOR}' ORDER BY {shape.order})" if name in shape.joined
+        else f"array_agg({expression} ORDER BY {shape.order})" for name, expression in shape.elements] + [
+        f"CASE WHEN bool_or({needed}) THEN array_agg({expression} ORDER BY {shape.order}) END"
         for _, expression, needed in shape.optional]
     segment = ", ".join(shape.segment)
     return (
         f"INSERT INTO {target or shape.chunk_table} ({', '.join(columns)}) "
         f"SELECT min(ts), max(ts), {segment}, count(*), {', '.join(arrays)} "
         f"FROM {source} WHERE {where} "
-        f"GROUP BY date_trunc('hour', ts), {segment}"
+        f"GROUP BY date_trunc('hour', ts, 'UTC'), {segment}"
     )
 
 
@@ -150,13 +199,18 @@ def pack_range(cursor, shape: PackedShape, start: datetime, end: datetime) -> in
     deterministic, the hot tables' ON CONFLICT DO NOTHING no longer sees the packed copy): it is dropped.
     """
     hour_chunks = (f"(SELECT * FROM {shape.chunk_table} "
-                   "WHERE first_ts >= date_trunc('hour', %s::timestamptz) AND first_ts < %s)")
-    already_packed = f"SELECT p.ts, p.id FROM ({unpacked_select(shape, hour_chunks)}) AS p"
+                   "WHERE first_ts >= date_trunc('hour', %s::timestamptz, 'UTC') AND first_ts < %s)")
+    # The key's expressions are unqualified: over the unpacked rows in `already_packed`, over the moved row `m`
+    # in `fresh` (where `a` has only the key_<n> columns).
+    keys = ", ".join(f"{expression} AS key_{n}" for n, expression in enumerate(shape.key))
+    same_key = " AND ".join(f"a.key_{n} = ({expression})" for n, expression in enumerate(shape.key))
+    already_packed = f"SELECT {keys} FROM ({unpacked_select(shape, hour_chunks)}) AS p"
+    packable = f" AND {shape.packable}" if shape.packable else ""
     cursor.execute(
-        f"WITH moved AS (DELETE FROM {shape.hot_table} WHERE ts >= %s AND ts < %s RETURNING *), "
+        f"WITH moved AS (DELETE FROM {shape.hot_table} WHERE ts >= %s AND ts < %s{packable} RETURNING *), "
         f"already_packed AS ({already_packed}), "
         "fresh AS (SELECT * FROM moved m WHERE NOT EXISTS "
-        "(SELECT 1 FROM already_packed a WHERE a.ts = m.ts AND a.id = m.id)), "
+        f"(SELECT 1 FROM already_packed a WHERE {same_key})), "
         f"packed AS ({_pack_select(shape, 'fresh', 'TRUE')} RETURNING row_count) "
         "SELECT coalesce(sum(row_count), 0) FROM packed",
         [start, end, start, end],
@@ -228,7 +282,14 @@ def unpacked_select(shape: PackedShape, chunks: str) -> str:
                 columns.append(f"u.{name} AS {name}")
     segment = ", ".join(f"c.{name}" for name in shape.segment)
     return (f"SELECT {segment}, {', '.join(columns)} FROM {chunks} c "
-            f"CROSS JOIN LATERAL unnest({', '.join(f'c.{name}' for name in names)}) AS u({', '.join(names)})")
+            f"CROSS JOIN LATERAL unnest({', '.join(_unnested(shape, name) for name in names)})"
+            f" AS u({', '.join(names)})")
+
+
+def _unnested(shape: PackedShape, name: str) -> str:
+    """The array of a chunk's `c` element `name` (a joined element split back: telemetry_split_joined, migration
+    0016)."""
+    return f"telemetry_split_joined(c.{name}, c.row_count)" if name in shape.joined else f"c.{name}"
 
 
 def forget_trace_hours(cursor, cutoff: datetime) -> int:

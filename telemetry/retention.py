@@ -288,7 +288,7 @@ def _purge_chunks(cursor, shape: PackedShape, cutoff: datetime, dry_run: bool, u
         cursor.execute(f"SELECT coalesce(sum(row_count), 0) FROM {table} WHERE {wholly_older}", [cutoff, cutoff])
         rows = cursor.fetchone()[0]
         cursor.execute(f"SELECT count(*) FROM {table} c CROSS JOIN LATERAL unnest(c.ts) AS u(ts)"
-                       f" WHERE {straddling} AND u.ts < %s", [cutoff, cutoff, cutoff])
+                       f" WHERE {straddling} AND {shape.unnested_ts} < %s", [cutoff, cutoff, cutoff])
         return expired, int(rows + cursor.fetchone()[0])
     rows = 0
     for partition in expired:

@@ -55,11 +55,16 @@ def copy_insert_text(
     return _insert_via_staging(table, columns, lambda copy: copy.write(text), returning, using, skip)
 
 
+def staging_table(table: str) -> str:
+    """The temporary table rows for `table` are staged in (a `skip` condition may read it)."""
+    return f"{table}_staging"
+
+
 def _insert_via_staging(
     table: str, columns: Sequence[str], write: Callable[[Copy], None], returning: Sequence[str], using: str,
     skip: str,
 ) -> list[tuple]:
-    staging = f"{table}_staging"
+    staging = staging_table(table)
     column_list = ", ".join(columns)
     with connections[using].cursor() as cursor:
         # Temporary: private to this session, so concurrent requests never see each other's rows. Created

@@ -8,6 +8,8 @@ core while Python converts on another. Ids are deterministic, so a re-sent batch
 rows: then the batch is stored through a staging table with ON CONFLICT DO NOTHING, which skips what
 exists. A batch whose first row is stored goes there at once; otherwise the COPY is tried and fails on the
 primary key if a later row is stored. Re-deliveries are rare; fresh data pays one index probe per request.
+Packed rows keep no id (telemetry.packing.LOGS): a batch whose first row falls in a packed hour goes through
+the staging table too, which skips the rows a chunk holds by their content (`LOG_KEY`).
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from telemetry.contract import (
     level_for_severity,
 )
 from telemetry.fingerprints import Source
-from telemetry.ingest.copy_insert import COPY_NULL, copy_insert_text, copy_text
+from telemetry.ingest.copy_insert import COPY_NULL, copy_insert_text, copy_text, staging_table
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow, from_unix_nanos
 from telemetry.ingest.resources import service_name
 from telemetry.ingest.text import MemoCache, scrubbed, storable, storable_values
 from telemetry.otlp import any_value_to_python
-from telemetry.packing import LOG_TABLE, LOGS, packed_row_condition
+from telemetry.packing import CHUNK_SPAN, LOG_KEY, LOG_TABLE, LOGS, unpacked_select
 from telemetry.signals import error_logs_ingested
 from telemetry.storage import LOG_EVENT_COLUMNS
 
@@ -123,7 +125,7 @@ def store_logs(
                 pass
             inserted = copy_insert_text(
                 LOG_TABLE, LOG_EVENT_COLUMNS, "".join(lines), returning=("id",), using=using,
-                skip=packed_row_condition(LOGS, "staged"),
+                skip=_PACKED_STAGED,
             )
             outcome.stored += len(inserted)
             stored_ids = {new_id.hex for (new_id,) in inserted}
@@ -134,7 +136,8 @@ def store_logs(
 
 
 def _is_stored(line: str, using: str) -> bool:
-    """Whether the row of a COPY line (id and ts first) is stored already, as a row or packed."""
+    """Whether the row of a COPY line (id and ts first) is stored already as a row, or may be packed (a chunk
+    covers its time)."""
     event_id, ts_text, _ = line.split("\t", 2)
     with connections[using].cursor() as cursor:
         cursor.execute(_STORED_SQL, [ts_text, event_id])
@@ -142,9 +145,23 @@ def _is_stored(line: str, using: str) -> bool:
 
 
 # A whole batch re-sent after its hour was packed (a collector retrying after an outage) is found too.
+_SPAN_SECONDS = int(CHUNK_SPAN.total_seconds())
 _STORED_SQL = (f"SELECT EXISTS (SELECT FROM {LOG_TABLE} WHERE ts = row.ts AND id = row.id)"
-               f" OR {packed_row_condition(LOGS, 'row')}"
+               f" OR EXISTS (SELECT FROM {LOGS.chunk_table} c WHERE c.first_ts <= row.ts"
+               f" AND c.first_ts > row.ts - interval '{_SPAN_SECONDS} seconds' AND c.last_ts >= row.ts)"
                " FROM (SELECT %s::timestamptz AS ts, %s::uuid AS id) AS row")
+# A staged row that a chunk holds (same LOG_KEY), among the chunks that may cover the staged rows: unpacked once
+# per batch and compared as a set. The key's expressions are unqualified: over the staged row outside, over the
+# unpacked rows `p` inside.
+_STAGING = staging_table(LOG_TABLE)
+_KEY = ", ".join(LOG_KEY)
+_PACKED_STAGED = (
+    f"ROW({_KEY}) IN (SELECT {_KEY} FROM ("
+    + unpacked_select(LOGS, f"(SELECT * FROM {LOGS.chunk_table}"
+                            f" WHERE first_ts > (SELECT min(ts) FROM {_STAGING}) - interval '{_SPAN_SECONDS} seconds'"
+                            f" AND first_ts <= (SELECT max(ts) FROM {_STAGING}))")
+    + ") AS p)"
+)
 
 
 def log_event_id(resource_digest: bytes, record: LogRecord) -> str:

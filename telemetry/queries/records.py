@@ -232,9 +232,10 @@ def newest_ts(queryset: QuerySet, start: datetime, end: datetime) -> datetime | 
                     (SELECT max(last_ts) FROM {shape.chunk_table}
                      WHERE first_ts >= %(first_from)s AND first_ts < %(end)s
                        AND last_ts >= %(start)s AND last_ts < %(end)s),
-                    (SELECT max(u.ts) FROM {shape.chunk_table} c CROSS JOIN LATERAL unnest(c.ts) AS u(ts)
+                    (SELECT max(t.ts) FROM {shape.chunk_table} c CROSS JOIN LATERAL unnest(c.ts) AS u(ts)
+                     CROSS JOIN LATERAL (SELECT {shape.unnested_ts} AS ts) AS t
                      WHERE c.first_ts >= %(first_from)s AND c.first_ts < %(end)s AND c.last_ts >= %(end)s
-                       AND u.ts >= %(start)s AND u.ts < %(end)s))""",
+                       AND t.ts >= %(start)s AND t.ts < %(end)s))""",
             {"start": start, "end": end, "first_from": start - packing.CHUNK_SPAN},
         )
         return cursor.fetchone()[0]

@@ -15,6 +15,7 @@ index over the text of each log chunk (migration 0014).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -163,10 +164,53 @@ class _IsAnyOf(Func):
 
 
 def containing(search: str) -> Q:
-    """Log rows whose event or message contains `search` (case-insensitive), unpacking only the chunks whose
-    text holds it: `chunk_text` is every event and message of the chunk, so it holds whatever a row holds,
-    and its trigram index answers the same `icontains` first."""
-    return Q(chunk_text__icontains=search) & (Q(event__icontains=search) | Q(message__icontains=search))
+    """Log rows whose event or message contains `search` (case-insensitive: ILIKE), unpacking only the chunks
+    whose text holds it. `chunk_text` is every event and message of a chunk as stored, so it holds whatever a
+    row holds: its trigram index answers the same condition first (migration 0016), and a term without letters
+    needs no case folding (a plain LIKE: the cheap check of a candidate chunk). A term with five digits in a row
+    also narrows the chunks to those that may hold all its digit 5-grams, which trigrams of digits do
+    not: they are in nearly every chunk that prints numbers (the chunk's Bloom filter of its 5-grams, read for each
+    chunk of the window). Hot rows are checked row by row only."""
+    pattern = "%" + _like_escaped(search) + "%"
+    in_text = Q(chunk_text__contains=search) if _caseless(search) else Q(ILike(F("chunk_text"), Value(pattern)))
+    chunk = Q(chunk_packed=False) | in_text
+    for gram in digit_grams(search):
+        hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(digit_gram_id(gram))]
+        chunk &= Q(BloomHas(F("chunk_digit_bloom"), *hashes))
+    return chunk & (Q(ILike(F("event"), Value(pattern))) | Q(ILike(F("message"), Value(pattern))))
+
+
+# Runs of this many digits are indexed (migration 0016's telemetry_digit_grams).
+DIGIT_GRAM = 5
+_DIGIT_RUN = re.compile(f"[0-9]{{{DIGIT_GRAM},}}")
+
+
+def digit_grams(text: str) -> list[int]:
+    """Every run of DIGIT_GRAM ASCII digits in `text`, as integers (as telemetry_digit_grams writes them)."""
+    return sorted({int(run[i:i + DIGIT_GRAM]) for run in _DIGIT_RUN.findall(text)
+                   for i in range(len(run) - DIGIT_GRAM + 1)})
+
+
+def digit_gram_id(gram: int) -> uuid.UUID:
+    """The id a digit 5-gram has in a log chunk's `digit_bloom` (migration 0016: `md5(gram::text)::uuid`)."""
+    return uuid.UUID(hashlib.md5(str(gram).encode()).hexdigest())  # noqa: S324 - the filter's hash, not a secret
+
+
+def _caseless(text: str) -> bool:
+    # ASCII without letters: no character of it has another case, and none that PostgreSQL case-folds becomes one.
+    return text.isascii() and not any(character.isalpha() for character in text)
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class ILike(Func):
+    """SQL `expression ILIKE pattern` (pattern escaped with backslashes, PostgreSQL's default)."""
+
+    arg_joiner = " ILIKE "
+    template = "(%(expressions)s)"
+    output_field = BooleanField()
 
 
 class BloomHas(Func):

@@ -3,6 +3,8 @@ list by following its cursors."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -17,6 +19,16 @@ def pack(start: datetime, end: datetime) -> int:
         return packing.pack_range(cursor, packing.LOGS, start, end) + packing.pack_range(
             cursor, packing.TRACES, start, end
         )
+
+
+def read_id(log) -> uuid.UUID:
+    """The id a log record (a LogEvent) is read with, hot or packed: of its content (migration 0016), not the
+    hot row's own id."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT telemetry_log_row_id(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                       [log.ts, log.level, log.service, log.domain, log.event, log.message, log.trace_id,
+                        log.span_id, json.dumps(log.attrs)])
+        return cursor.fetchone()[0]
 
 
 def hot_rows(table: str) -> int:

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from command_center.selectors.logs import filtered_logs, log_page
-from tests.command_center.selectors.packed_data import hot_rows, pack, walk
+from tests.command_center.selectors.packed_data import hot_rows, pack, read_id, walk
 from tests.factories import LogEventFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_pages_are_newest_first_without_duplicates_or_gaps_across_hot_and_packed
     start = now - timedelta(days=7)
     pages = walk(log_page, start, now, 6)
     seen = [(item["ts"], item["id"]) for page in pages for item in page["items"]]
-    expected = sorted(((log.ts, log.id) for log in logs if start <= log.ts < now), reverse=True)
+    expected = sorted(((log.ts, read_id(log)) for log in logs if start <= log.ts < now), reverse=True)
     assert seen == expected
     assert all(page["newest_ts"] == expected[0][0] for page in pages)
 
@@ -114,7 +114,7 @@ def test_window_bounds_cut_packed_chunks_exactly(now, logs):
     pack(now - timedelta(hours=20), now - timedelta(hours=2))
     start, end = now - timedelta(hours=11, minutes=1), now - timedelta(hours=4, minutes=59)
     ids = set(filtered_logs(start, end).values_list("id", flat=True))
-    assert ids == {log.id for log in logs if start <= log.ts < end}
+    assert ids == {read_id(log) for log in logs if start <= log.ts < end}
 
 
 def test_an_empty_window_has_no_newest_row(now, logs):

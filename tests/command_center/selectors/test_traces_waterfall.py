@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from command_center.selectors.pagination import Cursor
 from command_center.selectors.traces import trace_list_page, waterfall
-from tests.command_center.selectors.packed_data import pack, walk
+from tests.command_center.selectors.packed_data import pack, read_id, walk
 from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +137,7 @@ def test_trace_logs_reach_the_margin_around_the_traces_window(now, traces):
     assert events(60)[0] == ["before", "after", "later"]
     assert events(0)[0] == []
     ids = [item["id"] for item in waterfall(A, now - timedelta(hours=1), now)["logs"]["items"]]
-    assert ids == [before.id, after.id]
+    assert ids == [read_id(before), read_id(after)]
 
 
 def test_an_unknown_trace_is_an_empty_answer(now, traces):

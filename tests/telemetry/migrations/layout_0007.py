@@ -15,10 +15,11 @@ TRACES = ("telemetry_trace_index", "telemetry_trace_chunks", ("service", "domain
     ("span_name", "span_name"), ("route", "route"), ("status_code", "status_code"), ("kept_reason", "kept_reason")))
 
 
-def pack(start: datetime, end: datetime) -> None:
-    """Move the hot log records and spans with start <= ts < end into 0007-layout chunks."""
+def pack(start: datetime, end: datetime, shapes: tuple = (LOGS, TRACES)) -> None:
+    """Move the hot rows of `shapes` (log records and spans) with start <= ts < end into 0007-layout chunks (from
+    migration 0016 on, log chunks have another layout)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        for hot, chunks, segment, elements in (LOGS, TRACES):
+        for hot, chunks, segment, elements in shapes:
             names = ", ".join(name for name, _ in elements)
             arrays = ", ".join(f"array_agg({expression} ORDER BY ts, id)" for _, expression in elements)
             cursor.execute(

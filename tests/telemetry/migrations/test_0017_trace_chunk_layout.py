@@ -14,7 +14,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from telemetry.queries import records
-from tests.telemetry.migrations.layout_0007 import pack
+from tests.telemetry.migrations.layout_0007 import TRACES, pack
 from tests.factories import TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def test_packed_and_hot_spans_read_back_with_derived_ids_and_their_trace_is_foun
             TraceIndexEntryFactory(ts=now - timedelta(hours=hour, seconds=second), domain=domain,
                                    trace_id=wanted if (hour, domain) == (4, "db") else uuid.uuid4().hex)
     TraceIndexEntryFactory(ts=now - timedelta(minutes=10), trace_id=wanted)  # stays hot
-    pack(now - timedelta(hours=6), now - timedelta(hours=1))
+    pack(now - timedelta(hours=6), now - timedelta(hours=1), shapes=(TRACES,))  # log chunks: 0016's layout
     before = spans()
 
     migrate(THIS)
