@@ -97,13 +97,37 @@ def no_telemetry_rows_outlive_a_transactional_test(request, django_db_blocker):
 
 
 @pytest.fixture
-def frozen_now(monkeypatch):
-    """Freezes `django.utils.timezone.now()` (what the code under test reads as "now") at the middle of the
-    current hour, for tests whose windows, days or partitions would shift if the clock crossed an hour or a
-    day boundary while they run. SQL's now() and functions bound before the test (factory defaults) are not
-    frozen: pass the returned moment to those."""
+def freeze_now(monkeypatch):
+    """`freeze_now(moment)` makes `django.utils.timezone.now()` (what the code under test reads as "now") answer
+    `moment` until the test ends, and returns it. SQL's now(), `time.time()` (the live windows' arrival time)
+    and functions bound before the test (factory defaults) are not frozen: pass the moment to those."""
     from django.utils import timezone
 
-    moment = timezone.now().replace(minute=30, second=0, microsecond=0)
-    monkeypatch.setattr(timezone, "now", lambda: moment)
-    return moment
+    def freeze(moment):
+        monkeypatch.setattr(timezone, "now", lambda: moment)
+        return moment
+
+    return freeze
+
+
+@pytest.fixture
+def frozen_now(freeze_now):
+    """"Now" frozen at the middle of the current hour, for tests whose windows, days or partitions would shift
+    if the clock crossed a minute, an hour or a day boundary while they run."""
+    from django.utils import timezone
+
+    return freeze_now(timezone.now().replace(minute=30, second=0, microsecond=0))
+
+
+@pytest.fixture
+def early_in_a_live_window():
+    """Waits (at most 5 s) until the current 10-second live window has 5 s left, for tests that write spans and
+    read the window they landed in: arrival time is the receiver's real clock, which a test cannot freeze."""
+    import time
+
+    from telemetry import live_windows
+
+    left = live_windows.window_start(time.time()) + live_windows.WINDOW_SECONDS - time.time()
+    if left < live_windows.WINDOW_SECONDS / 2:
+        time.sleep(left + 0.05)
+    return time.time()

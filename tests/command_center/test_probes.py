@@ -53,9 +53,9 @@ def platform(settings):
     server.server_close()
 
 
-def requests_now(count=600):
+def requests_before(now, count=600):
     MetricSampleFactory(
-        ts=timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1),
+        ts=now.replace(second=0, microsecond=0) - timedelta(minutes=1),
         labels={Label.HTTP_ROUTE: "/a", Label.HTTP_STATUS_CODE: "200"},
         value_count=count,
         value_sum=float(count),
@@ -96,16 +96,18 @@ def test_s3_misconfigured_is_unavailable_with_the_reason(settings):
 
 
 def test_http_api_healthy_with_a_200_and_traffic(platform):
-    requests_now()
-    state, detail = probes.probe_http_api(timezone.now())
+    now = timezone.now()
+    requests_before(now)
+    state, detail = probes.probe_http_api(now)
     assert state == "healthy", detail
     assert "health URL 200" in detail and "2.00 req/s" in detail
 
 
 def test_http_api_down_when_the_health_url_fails(platform):
     platform.status = 503
-    requests_now()
-    assert probes.probe_http_api(timezone.now())[0] == "down"
+    now = timezone.now()
+    requests_before(now)
+    assert probes.probe_http_api(now)[0] == "down"
 
 
 def test_http_api_degraded_without_traffic(platform):
@@ -132,7 +134,8 @@ def test_websocket_hub_from_fresh_metrics():
 
 
 def test_otel_pipeline_follows_the_export_failure_threshold():
-    ts = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+    now = timezone.now()
+    ts = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     for metric, count in ((Metric.OTEL_EXPORTS_TOTAL, 100), (Metric.OTEL_EXPORT_FAILURES_TOTAL, 3)):
         MetricSampleFactory(
             metric_name=metric,
@@ -141,7 +144,7 @@ def test_otel_pipeline_follows_the_export_failure_threshold():
             value_count=count,
             value_sum=float(count),
         )
-    state, detail = probes.probe_otel_pipeline(timezone.now())
+    state, detail = probes.probe_otel_pipeline(now)
     assert state == "degraded" and detail.startswith("export failures 3.00%")
 
 

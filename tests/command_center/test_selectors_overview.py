@@ -25,9 +25,10 @@ def buckets(**counts_by_index: int) -> list[int]:
 
 
 @pytest.fixture
-def now():
-    # Half a minute into the current minute, so "the last complete minute" is unambiguous.
-    return timezone.now().replace(second=30, microsecond=0)
+def now(freeze_now):
+    """Half a minute into the current minute, so "the last complete minute" is unambiguous; frozen, because
+    `summary()` and `vital_signs()` read the clock themselves."""
+    return freeze_now(timezone.now().replace(second=30, microsecond=0))
 
 
 @pytest.fixture

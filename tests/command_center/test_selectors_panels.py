@@ -68,7 +68,10 @@ def test_histogram_trend_grouped_by_route_has_percentiles_in_ms(minute):
     assert result["unit"] == "ms"
 
 
-def test_week_trend_reads_the_hourly_rollup_plus_the_samples_after_its_refresh():
+def test_week_trend_reads_the_hourly_rollup_plus_the_samples_after_its_refresh(freeze_now):
+    # The current hour's rate is divided by the seconds it covers: "now" is frozen at the test's start, so an
+    # hour boundary crossed while it runs cannot move the hour (nor a day boundary the week's first hour).
+    freeze_now(timezone.now())
     hour_ago_3 = timezone.now().replace(minute=10, second=0, microsecond=0) - timedelta(hours=3)
     MetricSampleFactory(ts=hour_ago_3, labels={}, value_count=3600, value_sum=3600.0)
     refresh_rollups()

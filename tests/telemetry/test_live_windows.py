@@ -71,9 +71,9 @@ def test_every_process_adds_to_the_same_window():
     assert live_red().total.requests == 3
 
 
-def test_windows_expire_on_their_own():
+def test_windows_expire_on_their_own(early_in_a_live_window):
     ingest(OtlpSignal.TRACES, traces_request(request_span(10)))
-    key = live_windows.window_key(live_windows.window_start(timezone.now().timestamp()))
+    key = live_windows.window_key(live_windows.window_start(early_in_a_live_window))
     assert 0 < redis_client.client().ttl(key) <= live_windows.KEEP_SECONDS
 
 
@@ -94,7 +94,7 @@ def test_without_redis_ingest_still_stores_and_reading_says_unavailable(settings
         monkeypatch.setattr(redis_client, "_client", None)
 
 
-def test_a_platform_that_just_started_sending_is_measured_from_its_first_window():
+def test_a_platform_that_just_started_sending_is_measured_from_its_first_window(early_in_a_live_window):
     ingest(OtlpSignal.TRACES, traces_request(*[request_span(10) for _ in range(30)]))
 
     red = live_red(seconds=60)
@@ -104,8 +104,8 @@ def test_a_platform_that_just_started_sending_is_measured_from_its_first_window(
     assert red.total.rate_per_second >= 3.0
 
 
-def test_a_platform_that_was_already_sending_is_measured_over_the_whole_minute():
-    now = timezone.now().timestamp()
+def test_a_platform_that_was_already_sending_is_measured_over_the_whole_minute(early_in_a_live_window):
+    now = early_in_a_live_window
     earlier = live_windows.LiveCounts(received_at=now - 90)  # before the minute shown, inside the look-back
     earlier.spans = 1
     earlier.add_request("kaiku-api", "/x", 1_000_000, False)

@@ -83,11 +83,9 @@ class Sfu:
 
 
 @pytest.fixture
-def now(monkeypatch):
+def now(freeze_now):
     """Half a minute into the current minute, frozen for every selector and for the API's window parsing."""
-    moment = timezone.now().replace(second=30, microsecond=0)
-    monkeypatch.setattr(timezone, "now", lambda: moment)
-    return moment
+    return freeze_now(timezone.now().replace(second=30, microsecond=0))
 
 
 @pytest.fixture
