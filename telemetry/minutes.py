@@ -38,8 +38,10 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from telemetry.contract import RETENTION_DAYS, Label, Metric
+from telemetry.models import MetricSample
 
 MINUTES_TABLE = "telemetry_metric_minutes"
+SAMPLES_TABLE = MetricSample._meta.db_table
 DEFER_SETTING = "telemetry.minutes_deferred"
 SAMPLES_LOCK = "telemetry.metric_samples"  # the lock every sample writer holds while it writes
 KEYS_TABLE = "telemetry_metric_minute_keys"
@@ -134,8 +136,8 @@ def _insert_minutes_sql(grouped: str) -> str:
 
 _NARROW_SQL = "CASE WHEN telemetry_fits_int4({counts}) THEN {counts}::integer[] END"
 _WIDE_SQL = "CASE WHEN NOT telemetry_fits_int4({counts}) THEN {counts} END"
-_TOUCHED_SAMPLES_SQL = """
-        FROM telemetry_metric_samples AS s
+_TOUCHED_SAMPLES_SQL = f"""
+        FROM {SAMPLES_TABLE} AS s
         JOIN (SELECT DISTINCT * FROM unnest(metric_names, scopes, minutes) AS u(metric_name, scope, ts)) AS k
           ON s.metric_name = k.metric_name AND s.scope = k.scope AND s.ts = k.ts
         WHERE s.ts >= low AND s.ts <= high"""
@@ -213,10 +215,10 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER telemetry_metric_samples_minutes_inserted AFTER INSERT ON telemetry_metric_samples
+CREATE TRIGGER telemetry_metric_samples_minutes_inserted AFTER INSERT ON {SAMPLES_TABLE}
     REFERENCING NEW TABLE AS changed_rows
     FOR EACH STATEMENT EXECUTE FUNCTION telemetry_metric_minutes_after_write();
-CREATE TRIGGER telemetry_metric_samples_minutes_updated AFTER UPDATE ON telemetry_metric_samples
+CREATE TRIGGER telemetry_metric_samples_minutes_updated AFTER UPDATE ON {SAMPLES_TABLE}
     REFERENCING NEW TABLE AS changed_rows
     FOR EACH STATEMENT EXECUTE FUNCTION telemetry_metric_minutes_after_write();
 CREATE FUNCTION telemetry_clear_metric_minutes() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -225,16 +227,16 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER telemetry_metric_samples_minutes_truncated AFTER TRUNCATE ON telemetry_metric_samples
+CREATE TRIGGER telemetry_metric_samples_minutes_truncated AFTER TRUNCATE ON {SAMPLES_TABLE}
     FOR EACH STATEMENT EXECUTE FUNCTION telemetry_clear_metric_minutes();
 """
 
 
 # The triggers and functions; both layouts of the table (migrations 0004 and 0008) name them alike.
-DROP_FUNCTIONS_SQL = """
-DROP TRIGGER telemetry_metric_samples_minutes_inserted ON telemetry_metric_samples;
-DROP TRIGGER telemetry_metric_samples_minutes_updated ON telemetry_metric_samples;
-DROP TRIGGER telemetry_metric_samples_minutes_truncated ON telemetry_metric_samples;
+DROP_FUNCTIONS_SQL = f"""
+DROP TRIGGER telemetry_metric_samples_minutes_inserted ON {SAMPLES_TABLE};
+DROP TRIGGER telemetry_metric_samples_minutes_updated ON {SAMPLES_TABLE};
+DROP TRIGGER telemetry_metric_samples_minutes_truncated ON {SAMPLES_TABLE};
 DROP FUNCTION telemetry_metric_minutes_after_write();
 DROP FUNCTION telemetry_clear_metric_minutes();
 DROP FUNCTION telemetry_recompute_metric_minutes(text[], text[], timestamptz[]);
@@ -362,7 +364,7 @@ def backfill(using: str = "default", work_mem: str = "256MB") -> int:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SAMPLES_LOCK])
         cursor.execute(f"DELETE FROM {MINUTES_TABLE}")
         cursor.execute(
-            _insert_minutes_sql(_grouped_sql("s") + " FROM telemetry_metric_samples AS s GROUP BY 1, 2, 3, 4, 5")
+            _insert_minutes_sql(_grouped_sql("s") + f" FROM {SAMPLES_TABLE} AS s GROUP BY 1, 2, 3, 4, 5")
         )
         return cursor.rowcount
 
