@@ -12,7 +12,8 @@ any chunk layout before and after a migration:
 - newest 100 logs containing a rare term: `records.page(records.logs(..., search=term), ...)` over 7 and 30 days;
   the term is the first of `--terms` found in at most 0.01 % of the records of 7 days (h1's candidates in
   bench/peer_bench.py: numbers the simulator writes into messages);
-- bytes per packed record: every chunk day partition that holds a whole day, with its TOAST and indexes.
+- bytes per packed record: every chunk day partition that holds a whole day, with its TOAST and indexes; for spans
+  also the hour filter of trace ids (migration 0017: its rows of those days' hours, a share of the table's size).
 
 Median and min of `--runs`, each case measured in turn (interleaved) so that the machine's noise hits all alike.
 """
@@ -81,8 +82,21 @@ def bytes_per_record() -> dict[str, tuple[float, int]]:
                     cursor.execute("SELECT pg_total_relation_size(%s::regclass)", [name])
                     size += cursor.fetchone()[0]
                     rows += count
+            if table == packing.TRACE_CHUNKS:
+                size += _trace_hours_bytes(cursor, partitions)
             found[table] = (size / max(rows, 1), rows)
     return found
+
+
+def _trace_hours_bytes(cursor, partitions: list[str]) -> float:
+    """The share of the hour filter's table (with its index) that covers the hours of the whole days measured."""
+    if packing.TRACE_HOURS not in connection.introspection.table_names(cursor):
+        return 0.0  # a database from before migration 0017
+    days = [name.rsplit("_p", 1)[1] for name in partitions]
+    cursor.execute(f"SELECT count(*) FILTER (WHERE to_char(hour, 'YYYYMMDD') = ANY(%s)), count(*),"
+                   f" pg_total_relation_size(%s) FROM {packing.TRACE_HOURS}", [days, packing.TRACE_HOURS])
+    measured, total, size = cursor.fetchone()
+    return size * measured / max(total, 1)
 
 
 def timed(call) -> tuple[float, int]:
@@ -95,11 +109,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--terms", default=",".join(TERMS), help="candidate rare terms, comma-separated")
+    parser.add_argument("--traces-only", action="store_true", help="only the trace look-ups and the bytes")
+    parser.add_argument("--oldest-days", type=float, default=6,
+                        help="how many days ago the older looked-up trace is (within the data stored)")
     args = parser.parse_args(argv)
     now = timezone.now()
-    recent, older = traces_of_hour(12, args.runs), traces_of_hour(6 * 24, args.runs)
-    term, matches, total = rare_term(tuple(args.terms.split(",")), 7)
-    print(f"rare term {term!r}: {matches} of {total:,} records in 7 d ({matches / total:.4%})")
+    recent, older = traces_of_hour(12, args.runs), traces_of_hour(args.oldest_days * 24, args.runs)
+    if not args.traces_only:
+        term, matches, total = rare_term(tuple(args.terms.split(",")), 7)
+        print(f"rare term {term!r}: {matches} of {total:,} records in 7 d ({matches / total:.4%})")
 
     def spans_of(trace_id: str, days: int):
         return lambda: len(list(records.spans(now - timedelta(days=days), now, trace_id=trace_id, slow=SLOW)))
@@ -114,10 +132,11 @@ def main(argv: list[str]) -> int:
             "spans of one trace (12 h ago), 1 d window": spans_of(recent[run % len(recent)], 1),
             "spans of one trace (12 h ago), 7 d window": spans_of(recent[run % len(recent)], 7),
             "spans of one trace (12 h ago), 30 d window": spans_of(recent[run % len(recent)], 30),
-            "spans of one trace (6 d ago), 30 d window": spans_of(older[run % len(older)], 30),
-            "newest 100 logs with the rare term, 7 d": newest_logs(7),
-            "newest 100 logs with the rare term, 30 d": newest_logs(30),
+            f"spans of one trace ({args.oldest_days:g} d ago), 30 d window": spans_of(older[run % len(older)], 30),
         }
+        if not args.traces_only:
+            plan["newest 100 logs with the rare term, 7 d"] = newest_logs(7)
+            plan["newest 100 logs with the rare term, 30 d"] = newest_logs(30)
         for label, call in plan.items():
             cases.setdefault(label, []).append(timed(call))
     for label, results in cases.items():

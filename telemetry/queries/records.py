@@ -193,7 +193,10 @@ def newest_first(queryset: QuerySet) -> QuerySet:
 def newest_rows(queryset: QuerySet, start: datetime, end: datetime, count: int) -> list:
     """Up to `count` rows of `queryset` (of `logs` or `spans`) with start <= ts < end, newest first."""
     rows: list = []
-    for in_slice in newest_first_slices(start, end):
+    # One trace's spans are few and found through the hour filter whatever the window: slices would only repeat
+    # that look-up (and its planning over every day partition) once per slice.
+    slices = [stored.window(start, end)] if queryset.model is StoredTraceLookup else newest_first_slices(start, end)
+    for in_slice in slices:
         rows += newest_first(queryset.filter(in_slice))[: count - len(rows)]
         if len(rows) >= count:
             break

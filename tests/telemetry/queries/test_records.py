@@ -7,6 +7,8 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from telemetry.models import StoredLogEvent, StoredTraceEntry
@@ -58,3 +60,19 @@ def test_a_window_ending_inside_a_chunk_does_not_see_the_chunks_later_rows(now):
     assert records.newest_ts(spans, hour, hour + timedelta(minutes=40)) == hour + timedelta(minutes=20)  # end: last_ts
     assert records.newest_ts(spans, hour + timedelta(minutes=21), hour + timedelta(minutes=39)) is None
     assert records.newest_ts(spans, hour + timedelta(minutes=6), now) == hour + timedelta(minutes=40)
+
+
+def test_the_spans_of_one_trace_are_read_in_one_query_whatever_the_window_newest_first(now):
+    wanted = "ab" * 16
+    for ago in (timedelta(days=3), timedelta(hours=5), timedelta(minutes=20)):
+        TraceIndexEntryFactory(ts=now - ago, trace_id=wanted)
+        TraceIndexEntryFactory(ts=now - ago)
+    pack(now - timedelta(days=4), now - timedelta(hours=2))
+    start, end = now - timedelta(days=30), now
+    spans = records.spans(start, end, trace_id=wanted, slow=records.SlowThresholds(db_ms=100, other_ms=1000))
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = records.newest_rows(spans, start, end, 10)
+
+    assert len(queries) == 1  # not one per slice (1 h, 6 h, the rest): each would read the hour filter again
+    assert [row.ts for row in rows] == [now - timedelta(minutes=20), now - timedelta(hours=5), now - timedelta(days=3)]
