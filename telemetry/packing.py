@@ -154,11 +154,11 @@ TRACES = PackedShape(
         ("status_code", "u.status_code"),
         ("kept_reason", "u.kept_reason"),
     ),
-    # The chunk's span bits narrow it to (almost always) the one position, checked whole.
-    holds=("c.span_ids @> ARRAY[" + _SPAN_BITS.format(id="{row}.id") + "] AND EXISTS (SELECT FROM "
-           "unnest(array_positions(c.span_ids, " + _SPAN_BITS.format(id="{row}.id") + ")) AS p(n) "
-           "WHERE c.ts[p.n] = {row}.ts AND coalesce(c.ids[p.n], "
-           + _DERIVED_ID.format(trace="c.trace_ids[p.n]", span="c.span_ids[p.n]") + ") = {row}.id)"),
+    # Three containments, no subquery: a correlated one is set up again for every staged row and chunk partition
+    # (ingest ran 10x slower). A new span is taken for a packed one only if its chunk holds its trace id, its time
+    # to the microsecond and its 32 span bits, at any positions (~1e-11 for a late span of a packed trace).
+    holds=("c.span_ids @> ARRAY[" + _SPAN_BITS.format(id="{row}.id") + "] AND c.ts @> ARRAY[{row}.ts]"
+           " AND c.trace_ids @> ARRAY[{row}.trace_id::uuid]"),
 )
 
 
