@@ -13,9 +13,10 @@ A packed log record cost ~57 bytes, ClickHouse ~28 on the same data. Where it we
   separator never occurs in what the receiver stores; a hot row that holds it anyway stays hot (never packed).
   The trigram index reads the stored text as is (`events || E'\n' || messages`), so a candidate chunk is checked
   by a LIKE over the stored text instead of rebuilding the text from arrays and upper-casing it.
-- one chunk per (UTC hour, level) instead of (hour, level, service, domain): ~34 instead of ~700 chunks a day at
-  `heavy`, so the per-chunk costs (heap row, TOAST pointers and chunk headers, index entries) and the poor
-  compression of small chunks mostly go; service and domain are per-row arrays (they compress to ~0).
+- one chunk per (UTC hour, level) of at most 3,000 rows (in service, domain, event, time order) instead of one per
+  (hour, level, service, domain): ~80 instead of ~700 chunks a day at `heavy`, so the per-chunk costs (heap row,
+  TOAST pointers and chunk headers, index entries) and the poor compression of small chunks mostly go; service
+  and domain are per-row arrays (they compress to ~0). The cap bounds what a search unpacks per candidate chunk.
 - digit search: a trigram of digits is in nearly every chunk that prints numbers, so a numeric term made most
   chunks candidates. Each chunk now has a Bloom filter of its digit 5-grams (`digit_bloom`: every run of five
   digits of its text, `telemetry_digit_grams`, as migration 0007's trace-id filter with the 5-gram's md5 as the
@@ -156,9 +157,11 @@ SELECT min(ts), max(ts), level, count(*),
        string_agg(message, E'\x1e' ORDER BY service, domain, event, ts, message),
        array_agg(('x' || span_id)::bit(64)::bigint ORDER BY service, domain, event, ts, message),
        array_agg(attrs ORDER BY service, domain, event, ts, message)
-FROM ({OLD_ROWS}) AS r
-WHERE strpos(event, E'\x1e') = 0 AND strpos(message, E'\x1e') = 0
-GROUP BY date_trunc('hour', ts, 'UTC'), level;
+FROM (SELECT *, (row_number() OVER (PARTITION BY date_trunc('hour', ts, 'UTC'), level
+                                    ORDER BY service, domain, event, ts, message) - 1) / 3000 AS part
+      FROM ({OLD_ROWS}) AS o
+      WHERE strpos(event, E'\x1e') = 0 AND strpos(message, E'\x1e') = 0) AS r
+GROUP BY date_trunc('hour', ts, 'UTC'), level, part;
 
 DROP VIEW telemetry_log_events_all;
 DROP TABLE telemetry_log_chunks_0015;

@@ -172,11 +172,19 @@ def containing(search: str) -> Q:
     not: they are in nearly every chunk that prints numbers (the chunk's Bloom filter of its 5-grams, read for each
     chunk of the window). Hot rows are checked row by row only."""
     pattern = "%" + _like_escaped(search) + "%"
-    in_text = Q(chunk_text__contains=search) if _caseless(search) else Q(ILike(F("chunk_text"), Value(pattern)))
-    chunk = Q(chunk_packed=False) | in_text
-    for gram in digit_grams(search):
-        hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(digit_gram_id(gram))]
-        chunk &= Q(BloomHas(F("chunk_digit_bloom"), *hashes))
+    grams = digit_grams(search)
+    if grams:
+        # Only the filters: PostgreSQL would check the (cheap-looking) LIKE over each chunk's whole text first.
+        chunk = Q()
+        for gram in grams:
+            hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(digit_gram_id(gram))]
+            chunk &= Q(BloomHas(F("chunk_digit_bloom"), *hashes))
+    elif _caseless(search):
+        chunk = Q(chunk_packed=False) | Q(chunk_text__contains=search)
+    else:
+        chunk = Q(chunk_packed=False) | Q(ILike(F("chunk_text"), Value(pattern)))
+    if _caseless(search):  # the same rows as ILIKE, without folding case
+        return chunk & (Q(event__contains=search) | Q(message__contains=search))
     return chunk & (Q(ILike(F("event"), Value(pattern))) | Q(ILike(F("message"), Value(pattern))))
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -21,6 +22,7 @@ from django.test import override_settings
 
 from telemetry.jobs import Job, last_run
 from telemetry.packing import (
+    JOIN_SEPARATOR,
     LOG_CHUNKS,
     LOG_TABLE,
     LOG_VIEW,
@@ -101,8 +103,37 @@ def test_every_column_reads_back_through_the_views_exactly_as_written():
     assert _count(LOG_TABLE) == _count(TRACE_TABLE) == 0
     assert _rows(LOG_VIEW, LOG_COLUMNS) == logs_before
     assert _rows(TRACE_VIEW, TRACE_COLUMNS) == spans_before
-    # One chunk per segment: logs by (level, service, domain), spans by (service, domain).
+    # One chunk per segment: logs by level, spans by (service, domain).
     assert _count(LOG_CHUNKS) == 2 and _count(TRACE_CHUNKS) == 2
+
+
+@pytest.mark.django_db
+def test_a_log_chunk_holds_at_most_max_rows_and_identical_records_stay_two():
+    twin = {"ts": HOUR + timedelta(minutes=3), "event": "twin", "message": "same"}
+    LogEventFactory(**twin)
+    LogEventFactory(**twin)  # another record with the same fields (its own id): not a re-send
+    for minute in range(5, 8):
+        LogEventFactory(ts=HOUR + timedelta(minutes=minute), service=f"svc-{minute}")
+    before = _rows(LOG_VIEW, LOG_COLUMNS)
+
+    with connection.cursor() as cursor:
+        assert pack_range(cursor, replace(LOGS, max_rows=2), HOUR, HOUR + timedelta(hours=1)) == 5
+
+    assert _rows(LOG_VIEW, LOG_COLUMNS) == before
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT array_agg(row_count ORDER BY row_count) FROM {LOG_CHUNKS}")
+        assert cursor.fetchone()[0] == [1, 2, 2]
+
+
+@pytest.mark.django_db
+def test_a_log_record_holding_the_separator_stays_hot():
+    LogEventFactory(ts=HOUR + timedelta(minutes=1), message="a" + JOIN_SEPARATOR + "b")
+    LogEventFactory(ts=HOUR + timedelta(minutes=2))
+
+    report = pack_due(now=HOUR + timedelta(hours=3))
+
+    assert report.rows_packed[LOG_TABLE] == 1
+    assert _count(LOG_TABLE) == 1 and _count(LOG_VIEW) == 2
 
 
 @pytest.mark.django_db

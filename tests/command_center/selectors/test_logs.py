@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from command_center.selectors.logs import filtered_logs, log_page
+from command_center.selectors.pagination import Cursor
 from tests.command_center.selectors.packed_data import hot_rows, pack, read_id, walk
 from tests.factories import LogEventFactory
 
@@ -108,6 +109,16 @@ def test_pages_are_newest_first_without_duplicates_or_gaps_across_hot_and_packed
     expected = sorted(((log.ts, read_id(log)) for log in logs if start <= log.ts < now), reverse=True)
     assert seen == expected
     assert all(page["newest_ts"] == expected[0][0] for page in pages)
+
+
+def test_pages_go_on_unchanged_when_their_hours_are_packed_between_two_requests(now, logs):
+    start = now - timedelta(days=7)
+    pages = [log_page(start, now, 40)]  # read hot
+    pack(now - timedelta(hours=31), now - timedelta(hours=1))  # the rows of that page and of the next ones
+    while pages[-1]["next_cursor"]:
+        pages.append(log_page(start, now, 40, Cursor.decode(pages[-1]["next_cursor"])))
+    seen = [(item["ts"], item["id"]) for page in pages for item in page["items"]]
+    assert seen == sorted(((log.ts, read_id(log)) for log in logs if start <= log.ts < now), reverse=True)
 
 
 def test_window_bounds_cut_packed_chunks_exactly(now, logs):
