@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
@@ -18,16 +19,6 @@ from kaiku_ops.db_routers import read_alias
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-
-LOG_TABLE = """CREATE TABLE telemetry_log_events (
-    ts timestamptz NOT NULL, id uuid NOT NULL, level text NOT NULL, service text NOT NULL,
-    domain text NOT NULL, event text NOT NULL, message text NOT NULL, trace_id text, span_id text,
-    attrs jsonb NOT NULL DEFAULT '{}', PRIMARY KEY (ts, id))"""
-# Readers read the view of hot and packed records; here it has hot records only.
-LOG_VIEW = """CREATE VIEW telemetry_log_events_all AS
-    SELECT *, ts AS chunk_first_ts, ts AS chunk_last_ts, NULL::bytea AS chunk_trace_bloom,
-           event || E'\n' || message AS chunk_text FROM telemetry_log_events"""
-
 
 def _server_connection(config: dict, dbname: str) -> psycopg.Connection:
     return psycopg.connect(
@@ -42,15 +33,13 @@ def _server_connection(config: dict, dbname: str) -> psycopg.Connection:
 
 @pytest.fixture
 def replica(settings):
-    """A second, real database standing in for the replica, holding only the log table (and its view)."""
+    """A second, real database standing in for the replica, holding telemetry's tables only (migrated like the
+    primary's, so it has whatever storage layout the read API expects; no audit table)."""
     primary = connections["default"].settings_dict
     name = f"{primary['NAME']}_replica"
     with _server_connection(primary, "postgres") as server:
         server.execute(f'DROP DATABASE IF EXISTS "{name}"')
         server.execute(f'CREATE DATABASE "{name}"')
-    with _server_connection(primary, name) as database:
-        database.execute(LOG_TABLE)
-        database.execute(LOG_VIEW)
     config = copy.deepcopy(primary)
     config["NAME"] = name
     config["OPTIONS"].pop("pool", None)
@@ -61,6 +50,10 @@ def replica(settings):
     connections.settings["replica"] = config
     # The test case only lets aliases known when it started open connections; open this one directly.
     connections["replica"].connect()
+    routers = settings.DATABASE_ROUTERS
+    settings.DATABASE_ROUTERS = []  # the project's router never migrates a replica: a real one is replicated
+    call_command("migrate", "telemetry", database="replica", verbosity=0)
+    settings.DATABASE_ROUTERS = routers
     yield name
     connections["replica"].close()
     del connections["replica"]
