@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.command_center.api_fixtures import fresh_command_center_cache  # noqa: F401
+from tests.command_center.selectors.packed_data import read_id
 from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,7 @@ def test_log_pages_visit_every_row_once_while_new_rows_arrive(admin_client):
         pages += 1
         LogEventFactory()  # newer than everything listed: must not shift the pages still to come
     assert len(seen) == len(set(seen)) == 23
-    assert set(seen) == {str(log.id) for log in existing}
+    assert set(seen) == {str(read_id(log)) for log in existing}
     assert pages == 5
 
 
@@ -66,7 +67,7 @@ def test_logs_are_newest_first_and_filtered(admin_client):
     )  # outside 24h
 
     body = admin_client.get(reverse("observability:logs"), {"level": "ERROR", "search": "PANICKED"}).json()
-    assert [item["id"] for item in body["items"]] == [str(wanted.id)]
+    assert [item["id"] for item in body["items"]] == [str(read_id(wanted))]
     all_recent = admin_client.get(reverse("observability:logs")).json()["items"]
     assert [item["event"] for item in all_recent] == ["voice.crash", "voice.join_failed", "db.slow"]
 
@@ -137,6 +138,6 @@ def test_logs_filter_by_trace_id_for_the_feed_click_through(admin_client):
     LogEventFactory(trace_id="cd" * 16)
     LogEventFactory(trace_id=None)
     items = admin_client.get("/api/admin/observability/logs", {"trace_id": "ab" * 16}).json()["items"]
-    assert [item["id"] for item in items] == [str(wanted.id)]
+    assert [item["id"] for item in items] == [str(read_id(wanted))]
     bad = admin_client.get("/api/admin/observability/logs", {"trace_id": "not-hex"})
     assert bad.status_code == 400 and "trace_id" in bad.json()["detail"]
