@@ -33,7 +33,7 @@ def send_requests(count: int, duration_ms: float, status: int, route: str = "/ap
     ingest(OtlpSignal.TRACES, traces_request(*spans, service="kaiku-api"))
 
 
-def test_spans_win_over_metrics_and_every_place_shows_the_same_numbers(started_long_ago):
+def test_spans_win_over_metrics_and_every_place_shows_the_same_numbers(started_long_ago, early_in_a_live_window):
     seed_http(timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1))  # metrics: 10 % 5xx
     send_requests(60, 40, 200)
     send_requests(40, 2500, 500, route="/api/v1/messages")  # 40 % failing slowly: an incident
