@@ -58,7 +58,8 @@ $$;
 
 CREATE FUNCTION telemetry_log_row_id(ts timestamptz, level text, service text, domain text, event text,
                                      message text, trace_id text, span_id text, attrs jsonb) RETURNS uuid
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+-- STABLE as its body (extract from a timestamptz): an IMMUTABLE one is not inlined, ~20 us a row more.
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT md5((extract(epoch FROM ts) * 1000000)::bigint::text || E'\x1f' || level || E'\x1f' || service
                || E'\x1f' || domain || E'\x1f' || event || E'\x1f' || message || E'\x1f' || coalesce(trace_id, '')
                || E'\x1f' || coalesce(span_id, '') || E'\x1f' || attrs::text)::uuid
