@@ -101,7 +101,10 @@ def _stored_rows(queryset, columns: tuple[str, ...], start: datetime, end: datet
     the window to find them."""
     remaining = EXPORT_MAX_ROWS
     for in_slice in newest_first_slices(start, end):
-        rows = queryset.filter(in_slice).order_by("-ts", "-id").values_list(*columns)[:remaining]
+        # Ties broken by the exported columns, not the row id: a packed log row's id is a hash computed per
+        # row, and sorting every row of a slice by it made the export 2-3x slower.
+        ordered = queryset.filter(in_slice).order_by(*(f"-{column}" for column in columns))
+        rows = ordered.values_list(*columns)[:remaining]
         for row in rows.iterator(chunk_size=CHUNK_ROWS * 2):
             remaining -= 1
             yield row
