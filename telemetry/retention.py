@@ -359,8 +359,8 @@ def _purge_sample_tier(horizon: datetime, dry_run: bool, using: str, after: date
 
 
 def _previous_sample_tier_cutoff(cursor) -> datetime | None:
-    cursor.execute("SELECT max((details ->> 'sample_tier_cutoff')::timestamptz) FROM telemetry_job_runs"
-                   " WHERE job = %s", [SAMPLE_TIER_JOB])
+    cursor.execute("SELECT max((details ->> 'sample_tier_cutoff')::timestamptz)"
+                   f" FROM {JobRun._meta.db_table} WHERE job = %s", [SAMPLE_TIER_JOB])
     return cursor.fetchone()[0]
 
 

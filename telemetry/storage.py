@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from telemetry import histograms
 from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Kind
-from telemetry.models import ConnectionMetric, ConnectionSession, LogEvent, TraceIndexEntry
+from telemetry.models import ConnectionMetric, ConnectionSession, LogEvent, MetricSample, TraceIndexEntry
 from telemetry.voice import voice_alias
 
 _ID_NAMESPACE = uuid.UUID("5b0e7f43-6f1e-4f69-9d0c-4b1c7c2d8a10")
@@ -173,7 +173,7 @@ def _sample_key(sample: Mapping[str, Any]) -> tuple:
 def _stored_samples(cursor, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cursor.execute(
         f"""SELECT {", ".join(f"s.{column}" for column in SAMPLE_COLUMNS)}
-            FROM telemetry_metric_samples s
+            FROM {MetricSample._meta.db_table} s
             JOIN unnest(%s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) AS k(metric_name, scope, labels, ts)
               ON s.metric_name = k.metric_name AND s.scope = k.scope AND s.labels = k.labels AND s.ts = k.ts""",
         [[s["metric_name"] for s in samples], [s["scope"] for s in samples],

@@ -23,6 +23,7 @@ from telemetry.contract import CATALOGUE, SCOPE_CLUSTER, Kind
 from telemetry.ingest.copy_insert import copy_insert
 from telemetry.ingest.outcome import from_unix_nanos
 from telemetry.ingest.points import MetricPoint
+from telemetry.models import MetricSample
 from telemetry.storage import SAMPLE_COLUMNS, upsert_metric_samples
 
 PENDING_TABLE = "telemetry_metric_points_pending"
@@ -138,7 +139,7 @@ def _write_samples(cursor, samples: list[dict[str, Any]], using: str) -> int:
     for sample in samples:
         key = (sample["metric_name"], _canonical_json(sample["labels"]), sample["ts"])
         (late if key in stored else fresh).append(sample)
-    with cursor.copy(f"COPY telemetry_metric_samples ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {MetricSample._meta.db_table} ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy:
         for sample in fresh:
             copy.write_row([_copy_value(column, sample.get(column)) for column in SAMPLE_COLUMNS])
     return len(fresh) + upsert_metric_samples(late, using=using)

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from telemetry.contract import CARDINALITY_BUDGET, OVERFLOW_LABELS, Event, LogLevel
 from telemetry.ingest.outcome import TimeWindow, from_unix_nanos
 from telemetry.ingest.points import MetricPoint
+from telemetry.models import Series
 from telemetry.packing import LOG_VIEW
 from telemetry.storage import deterministic_uuid, insert_log_events
 
@@ -94,7 +95,8 @@ def _admit(cursor, metric: str, keys: list[SeriesKey], window: TimeWindow) -> li
     if not new:
         return []
     cursor.execute(
-        "SELECT count(*) FROM telemetry_series WHERE metric_name = %s AND last_seen >= %s AND labels <> %s",
+        f"SELECT count(*) FROM {Series._meta.db_table}"
+        " WHERE metric_name = %s AND last_seen >= %s AND labels <> %s",
         [metric, oldest, Jsonb(OVERFLOW_LABELS)],
     )
     room = max(CARDINALITY_BUDGET - cursor.fetchone()[0], 0)

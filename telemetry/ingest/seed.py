@@ -26,7 +26,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 from google.protobuf.message import Message
 
-from telemetry import partitions, storage
+from telemetry import minutes, partitions, storage
 from telemetry.ingest import traces
 from telemetry.ingest.buffer import PENDING_TABLE, flush_pending
 from telemetry.ingest.outcome import IngestOutcome, TimeWindow
@@ -46,6 +46,7 @@ RECENT = timedelta(hours=1)
 RECENT_STEP = timedelta(minutes=1)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
+SEED_DAYS_TABLE = "telemetry_seed_days"  # migration 0002: up to when each UTC day is seeded
 
 
 @dataclass
@@ -136,7 +137,7 @@ def seed_history(
 def _unseeded(first_day: date, until: datetime, using: str) -> list[tuple[datetime, datetime]]:
     """The stretches [start, end) of the days from `first_day` up to `until` that still need seeding."""
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT day, finished_at FROM telemetry_seed_days WHERE day >= %s", [first_day])
+        cursor.execute(f"SELECT day, finished_at FROM {SEED_DAYS_TABLE} WHERE day >= %s", [first_day])
         marks = dict(cursor.fetchall())
     todo = []
     for day in _days_between(first_day, until.date()):
@@ -158,7 +159,7 @@ def _stored_minutes(start: datetime, end: datetime, using: str) -> tuple[datetim
     with connections[using].cursor() as cursor:
         cursor.execute(
             f"""SELECT min(first), max(last) FROM (
-                    SELECT min(ts) AS first, max(ts) AS last FROM telemetry_metric_minutes
+                    SELECT min(ts) AS first, max(ts) AS last FROM {minutes.MINUTES_TABLE}
                      WHERE ts >= %(start)s AND ts < %(end)s
                     UNION ALL
                     SELECT min(minute), max(minute) FROM {PENDING_TABLE}
@@ -226,8 +227,8 @@ def _merged(requests: list[Message]) -> Message:
 def _mark_seeded(day: date, until: datetime, profile: Profile, using: str) -> None:
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "INSERT INTO telemetry_seed_days (day, profile, finished_at) VALUES (%s, %s, %s)"
-            " ON CONFLICT (day) DO UPDATE SET finished_at = GREATEST(telemetry_seed_days.finished_at,"
+            f"INSERT INTO {SEED_DAYS_TABLE} (day, profile, finished_at) VALUES (%s, %s, %s)"
+            f" ON CONFLICT (day) DO UPDATE SET finished_at = GREATEST({SEED_DAYS_TABLE}.finished_at,"
             " EXCLUDED.finished_at), profile = EXCLUDED.profile", [day, profile.name, until])
 
 
