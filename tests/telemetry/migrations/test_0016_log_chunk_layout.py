@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from telemetry.models import StoredLogEvent
@@ -18,27 +17,12 @@ from telemetry.queries import records, stored
 from tests.command_center.selectors.packed_data import read_id
 from tests.factories import LogEventFactory
 from tests.telemetry.migrations.layout_0007 import LOGS, pack
+from tests.telemetry.migrations.migrating import columns, migrate, previous
 
 pytestmark = pytest.mark.django_db
 
 THIS = ("telemetry", "0016_log_chunk_layout")
 LOG_COLUMNS = "ts, level, service, domain, event, message, trace_id, span_id, attrs"
-
-
-def migrate(target: tuple[str, str]) -> None:
-    MigrationExecutor(connection).migrate([target])
-
-
-def before_this() -> tuple[str, str]:
-    (before,) = MigrationExecutor(connection).loader.graph.node_map[THIS].parents
-    return before.key
-
-
-def columns(relation: str) -> set[str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
-                       " AND NOT attisdropped", [relation])
-        return {row[0] for row in cursor.fetchall()}
 
 
 def stored_logs() -> list[tuple]:
@@ -54,7 +38,7 @@ def count(sql: str) -> int:
 
 
 def test_packed_logs_are_repacked_per_hour_and_level_and_read_back_alike_and_back_again():
-    migrate(before_this())
+    migrate(previous(THIS))
     assert "id" in columns("telemetry_log_chunks")
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     wanted = uuid.uuid4().hex
@@ -93,7 +77,7 @@ def test_packed_logs_are_repacked_per_hour_and_level_and_read_back_alike_and_bac
     traced = stored.rows(StoredLogEvent).filter(stored.window(start, now), stored.of_trace(wanted))
     assert [row.ts for row in traced] == [now - timedelta(hours=3, minutes=1)]
 
-    migrate(before_this())
+    migrate(previous(THIS))
     assert "id" in columns("telemetry_log_chunks")
     assert stored_logs() == before
     migrate(THIS)

@@ -10,34 +10,18 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from telemetry.queries import records
-from tests.telemetry.migrations.layout_0007 import TRACES, pack
 from tests.factories import TraceIndexEntryFactory
+from tests.telemetry.migrations.layout_0007 import TRACES, pack
+from tests.telemetry.migrations.migrating import columns, migrate, previous
 
 pytestmark = pytest.mark.django_db
 
 THIS = ("telemetry", "0017_trace_chunk_layout")
 SPAN_COLUMNS = "ts, duration_ms, trace_id, span_name, domain, route, status_code, service, kept_reason"
 SLOW = records.SlowThresholds(db_ms=100, other_ms=1000)
-
-
-def migrate(target: tuple[str, str]) -> None:
-    MigrationExecutor(connection).migrate([target])
-
-
-def before_this() -> tuple[str, str]:
-    (before,) = MigrationExecutor(connection).loader.graph.node_map[THIS].parents
-    return before.key
-
-
-def columns(relation: str) -> set[str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
-                       " AND NOT attisdropped", [relation])
-        return {row[0] for row in cursor.fetchall()}
 
 
 def spans() -> list[tuple]:
@@ -51,7 +35,7 @@ def derived(trace_id: str, old_id: uuid.UUID) -> uuid.UUID:
 
 
 def test_packed_and_hot_spans_read_back_with_derived_ids_and_their_trace_is_found_through_the_hour_filter():
-    migrate(before_this())
+    migrate(previous(THIS))
     assert "id" in columns("telemetry_trace_chunks") and "span_ids" not in columns("telemetry_trace_chunks")
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     wanted = uuid.uuid4().hex
@@ -79,7 +63,7 @@ def test_packed_and_hot_spans_read_back_with_derived_ids_and_their_trace_is_foun
     assert [(row.ts, row.domain) for row in found] == [
         (now - timedelta(hours=4, seconds=1), "db"), (now - timedelta(minutes=10), "api")]
 
-    migrate(before_this())
+    migrate(previous(THIS))
     assert "id" in columns("telemetry_trace_chunks") and "span_ids" not in columns("telemetry_trace_chunks")
     assert spans() == after  # the derived ids, now kept whole
     migrate(THIS)
