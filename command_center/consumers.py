@@ -162,6 +162,11 @@ def patient_receive(receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awai
             try:
                 return await receive()
             except redis.exceptions.TimeoutError:
+                # A read that times out while the consumer is being cancelled may be the cancellation itself,
+                # turned into a timeout by the read's own deadline: asking again would swallow it, and the
+                # socket's task (and the event loop shutting it down) would never end.
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
                 logger.debug("channel layer read timed out with nothing received; waiting again")
             except redis.exceptions.ConnectionError as error:
                 lost = True

@@ -32,6 +32,7 @@ from command_center.consumers import (
     ObservabilityConsumer,
     SubscriptionRequest,
     parse_client_frame,
+    patient_receive,
 )
 from kaiku_ops.asgi import application
 from kaiku_ops.security import ExactOriginValidator
@@ -427,6 +428,35 @@ async def test_a_socket_outlives_a_quiet_channel_layer(system_admin):
     await publish(push.health_change("redis", "healthy", "down", None))
     assert (await socket.receive_json_from(timeout=5))["type"] == push.HEALTH_CHANGE
     await socket.disconnect()
+
+
+async def test_a_read_timing_out_as_the_consumer_is_cancelled_ends_it():
+    # A Redis read whose deadline fires as the task is cancelled may surface as a timeout, not a cancellation:
+    # asked again, the consumer would never end and the event loop shutting it down would wait for ever.
+    async def read_turning_cancellation_into_timeout() -> dict:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise redis.exceptions.TimeoutError("Timeout reading from socket") from None
+        return {}
+
+    reading = asyncio.create_task(patient_receive(read_turning_cancellation_into_timeout)())
+    await asyncio.sleep(0)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(reading, timeout=2)
+
+
+async def test_a_read_that_merely_times_out_is_asked_again():
+    answers = iter([redis.exceptions.TimeoutError("Timeout reading from socket"), {"type": "push.event"}])
+
+    async def read() -> dict:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert await patient_receive(read)() == {"type": "push.event"}
 
 
 def drop_channel_layer_connections() -> int:
