@@ -207,18 +207,33 @@ def page(
     queryset: QuerySet, start: datetime, end: datetime, after: Position | None, limit: int
 ) -> tuple[list[LogRecord | SpanRecord], Position | None]:
     """One page of `queryset` (of `logs` or `spans`, already limited to the window [start, end)), newest
-    first, and the position the next page starts after (None: no more rows)."""
+    first, and the position the next page starts after (None: no more rows). A page holds `limit` rows, more
+    only when identical log records straddle its end (`_page_size`)."""
     upper = end
     if after is not None:
         # Row comparison (ts, id) < (after.ts, after.id): ts <= after.ts bounds the slices, and the
         # rows of after.ts from after.id up are excluded.
         queryset = queryset.exclude(ts=after.ts, id__gte=after.id)
         upper = min(end, after.ts + RESOLUTION)
-    rows = newest_rows(queryset, start, upper, limit + 1)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_position = Position(rows[-1].ts, rows[-1].id) if has_more else None
-    return [_record(row) for row in rows], next_position
+    wanted = limit + 1
+    rows = newest_rows(queryset, start, upper, wanted)
+    size = _page_size(rows, limit)
+    while size == len(rows) == wanted:  # a run of identical records reaches past the rows read: read further
+        wanted *= 2
+        rows = newest_rows(queryset, start, upper, wanted)
+        size = _page_size(rows, limit)
+    next_position = Position(rows[size - 1].ts, rows[size - 1].id) if size < len(rows) else None
+    return [_record(row) for row in rows[:size]], next_position
+
+
+def _page_size(rows: list, limit: int) -> int:
+    """How many of `rows` (newest first) a page holds: `limit`, or more to end after a run of rows with one
+    position. Byte-identical log records have one content id (migration 0016): the next page starts strictly
+    after a position, so a page ending inside such a run would lose the rest of it."""
+    size = min(limit, len(rows))
+    while size < len(rows) and (rows[size].ts, rows[size].id) == (rows[size - 1].ts, rows[size - 1].id):
+        size += 1
+    return size
 
 
 def newest_ts(queryset: QuerySet, start: datetime, end: datetime) -> datetime | None:

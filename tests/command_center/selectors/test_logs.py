@@ -132,3 +132,21 @@ def test_an_empty_window_has_no_newest_row(now, logs):
     pack(now - timedelta(hours=20), now - timedelta(hours=2))
     body = log_page(now - timedelta(days=20), now - timedelta(days=19), 10)
     assert body["items"] == [] and body["newest_ts"] is None and body["next_cursor"] is None
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_identical_records_across_a_page_end_are_all_listed(now, packed):
+    # Byte-identical records have one content id, so one position: a page ending between them is extended to
+    # the last of them, since the next page starts strictly after that position.
+    ts = now - timedelta(hours=3)
+    same = {"ts": ts, "level": "ERROR", "service": "vc-server", "domain": "voice", "event": "voice.retry",
+            "message": "retrying the join", "trace_id": None, "span_id": None}
+    twins = [LogEventFactory(**same) for _ in range(3)]
+    newer = LogEventFactory(ts=ts + timedelta(seconds=1))
+    older = [LogEventFactory(ts=ts - timedelta(seconds=second)) for second in (1, 2)]
+    if packed:
+        pack(now - timedelta(hours=4), now - timedelta(hours=2))
+    pages = walk(log_page, now - timedelta(hours=5), now, 2)
+    assert [len(page["items"]) for page in pages] == [4, 2]  # the newer record, then all three twins
+    seen = [(item["ts"], item["id"]) for page in pages for item in page["items"]]
+    assert seen == [(log.ts, read_id(log)) for log in (newer, *twins, *older)]
