@@ -7,7 +7,7 @@ on `chunk_first_ts`, the chunk tables' partition key, when it picks the partitio
 row they are conditions on its own columns.
 
 A trace is looked for in span chunks through the hour filter of migration 0017 (one block of a Bloom filter per
-hour: `hour_probes`), then each candidate chunk's trace ids; in log chunks with the Bloom filter of each chunk's
+hour: `hour_probes`), then the trace ids of the chunks of its candidate hours (`span_chunks_of_trace`); in log chunks with the Bloom filter of each chunk's
 trace ids (its three probes hashed once per query, `bloom_hashes`). A search term is looked for with the trigram
 index over the text of each log chunk (migration 0014).
 """
@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.db import connections
 from django.db.models import (
     BigIntegerField,
     BooleanField,
-    DateTimeField,
     Expression,
     F,
     Func,
@@ -31,7 +31,6 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.db.models.expressions import RawSQL
 
 from kaiku_ops.db_routers import read_alias
 from telemetry.models import StoredSpan
@@ -44,6 +43,7 @@ BLOOM_PROBES = (0, 8, 16)
 HOUR_BLOCK_BITS = 7
 HOUR_PROBE_BITS = 12
 HOUR_PROBES = 7
+HOUR = timedelta(hours=1)
 
 
 def rows(model: type[Model]) -> QuerySet:
@@ -120,47 +120,41 @@ class _OfTrace(Expression):
 
     def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False):
         if issubclass(query.model, StoredSpan):
+            packed = span_chunks_of_trace(self.trace_id, self.start, self.end)
             condition = Q(chunk_trace_uuid=self.trace_id) & (
-                Q(chunk_packed=False)
-                | Q(_IsAnyOf(F("chunk_first_ts"), _chunks_of_trace(self.trace_id, self.start, self.end))))
+                Q(chunk_packed=False) | Q(chunk_first_ts__in=packed) if packed else Q(chunk_packed=False))
         else:
             hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(self.trace_id)]
             condition = Q(BloomHas(F("chunk_trace_bloom"), *hashes))
         return condition.resolve_expression(query, allow_joins, reuse, summarize, for_save)
 
 
-def _chunks_of_trace(trace_id: uuid.UUID, start: datetime | None, end: datetime | None) -> RawSQL:
-    """SQL: the `first_ts` of the span chunks holding `trace_id`, found through the hour filter (one index range of
-    one block, a row an hour) and the trace ids of the chunks of its candidate hours."""
+def span_chunks_of_trace(trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
+                         ) -> list[datetime]:
+    """The `first_ts` of the span chunks that hold `trace_id` (of the hours of [start, end) when given, else all).
+
+    Two small queries whose answers the look-up then names as constants: the hours whose filter may hold the trace
+    (one index range of one block, a row an hour), then the chunks of those hours whose trace ids do. With
+    constants PostgreSQL reads only the chunk partitions of those hours and plans only those; as one query with a
+    subquery it planned every partition of the window, which over 30 days cost more than the look-up itself."""
     block, probes = hour_probes(trace_id)
-    hours, params = "", [block]
+    hours_sql, params = f"SELECT hour FROM {TRACE_HOURS} WHERE block = %s", [block]
     if start is not None:
-        hours += " AND h.hour >= %s"
+        hours_sql += " AND hour >= %s"
         params.append((start - CHUNK_SPAN).astimezone(UTC).replace(minute=0, second=0, microsecond=0))
     if end is not None:
-        hours += " AND h.hour < %s"
+        hours_sql += " AND hour < %s"
         params.append(end)
-    bits = " & ".join(["get_bit(h.bits, %s)"] * len(probes))
-    return RawSQL(
-        f"SELECT c.first_ts FROM {TRACE_HOURS} h JOIN {TRACE_CHUNKS} c"
-        " ON c.first_ts >= h.hour AND c.first_ts < h.hour + interval '1 hour'"
-        f" WHERE h.block = %s{hours} AND ({bits}) = 1 AND c.trace_ids @> ARRAY[%s::uuid]",
-        [*params, *probes, trace_id],
-        output_field=DateTimeField(),
-    )
-
-
-class _IsAnyOf(Func):
-    """`column = ANY(ARRAY(subquery))`: the subquery runs once (an InitPlan), its array is matched by index."""
-
-    conditional = True
-    output_field = BooleanField()
-
-    def as_sql(self, compiler, connection, **extra_context):
-        column, subquery = self.get_source_expressions()
-        column_sql, column_params = compiler.compile(column)
-        subquery_sql, subquery_params = compiler.compile(subquery)  # parenthesised
-        return f"{column_sql} = ANY(ARRAY{subquery_sql})", (*column_params, *subquery_params)
+    hours_sql += " AND (" + " & ".join(["get_bit(bits, %s)"] * len(probes)) + ") = 1"
+    with connections[read_alias()].cursor() as cursor:
+        cursor.execute(hours_sql, [*params, *probes])
+        hours = [hour for (hour,) in cursor.fetchall()]
+        if not hours:
+            return []
+        in_hours = " OR ".join(["(first_ts >= %s AND first_ts < %s)"] * len(hours))
+        cursor.execute(f"SELECT DISTINCT first_ts FROM {TRACE_CHUNKS} WHERE ({in_hours}) AND trace_ids @> %s",
+                       [*(bound for hour in hours for bound in (hour, hour + HOUR)), [trace_id]])
+        return sorted(first_ts for (first_ts,) in cursor.fetchall())
 
 
 def containing(search: str) -> Q:

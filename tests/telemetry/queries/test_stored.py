@@ -143,9 +143,23 @@ def test_a_trace_is_found_through_the_hour_filter_or_the_bloom_filters_and_only_
         plan = analyzed(found)
         assert unpacked(plan) == 1
         assert "telemetry_bloom" not in json.dumps(plan)  # the check is inlined, not a function per chunk
-        if model is not StoredLogEvent:
-            assert indexes_read(plan) >= {"telemetry_trace_hours_pkey"}  # one range of hour-filter rows
+        if model is not StoredLogEvent:  # planned for the one chunk partition of the trace's hour only
+            assert len({name for name in relations(plan) if name.startswith("telemetry_trace_chunks_")}) == 1
         assert [(row.trace_id, row.domain) for row in found] == [(wanted, expected)]
+
+
+def test_the_span_chunks_of_a_trace_are_named_through_the_hour_filter(now):
+    wanted, elsewhere = uuid.uuid4(), now - timedelta(days=2, hours=3)
+    TraceIndexEntryFactory(ts=now - timedelta(hours=5), trace_id=wanted.hex)
+    TraceIndexEntryFactory(ts=elsewhere, trace_id=wanted.hex)
+    TraceIndexEntryFactory(ts=now - timedelta(hours=5, seconds=1), trace_id=uuid.uuid4().hex)
+    pack(now - timedelta(days=3), now - timedelta(hours=1))
+
+    everywhere = stored.span_chunks_of_trace(wanted)
+    assert len(everywhere) == 2
+    assert stored.span_chunks_of_trace(wanted, now - timedelta(hours=9), now) == everywhere[1:]
+    assert stored.span_chunks_of_trace(wanted, now - timedelta(days=3), now - timedelta(days=1)) == everywhere[:1]
+    assert stored.span_chunks_of_trace(uuid.uuid4()) == []
 
 
 def test_a_trace_is_found_hot_and_packed_alike(now):
