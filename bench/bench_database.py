@@ -37,3 +37,17 @@ def bench_database(suffix: str, alias: str, keep: bool = False) -> Iterator[str]
         if not keep:
             with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def kept_database(suffix: str) -> Iterator[str]:
+    """The database a `bench_database(suffix, "default", keep=True)` run left, as "default", migrated to this code."""
+    name = f"{connections['default'].settings_dict['NAME']}_{suffix}"
+    connections["default"].close()
+    connections.settings["default"] = {**connections.settings["default"], "NAME": name}
+    del connections["default"]
+    try:
+        call_command("migrate", verbosity=0)
+        yield name
+    finally:
+        connections["default"].close()
