@@ -91,12 +91,14 @@ def bucket_counts(groups: Sequence[str], start: datetime, end: datetime, step_se
         return counts
     counted, params = _tiered_rows(tiers(start, end, step_seconds), [fingerprint_int(group) for group in groups])
     step = timedelta(seconds=step_seconds)
-    rows = _fetch(  # every row is dated inside the bucket it counts in
-        f"SELECT fingerprint, date_bin(%s, ts, %s) AS bucket, sum(count) FROM ({counted}) AS rows GROUP BY 1, 2",
-        [step, start, *params],
+    rows = _fetch(  # every row is dated inside the bucket it counts in; the bucket's number comes back, not its time
+        f"""SELECT fingerprint, (extract(epoch FROM bucket - %s) / %s)::integer, count
+            FROM (SELECT fingerprint, date_bin(%s, ts, %s) AS bucket, sum(count)::bigint AS count
+                  FROM ({counted}) AS rows GROUP BY 1, 2) AS buckets""",
+        [start, step_seconds, step, start, *params],
     )
     for fingerprint, bucket, count in rows:
-        counts[fingerprint_hex(fingerprint)][(bucket - start) // step] = int(count)
+        counts[fingerprint_hex(fingerprint)][bucket] = count
     return counts
 
 
@@ -189,7 +191,9 @@ def _tiered_rows(split: Tiers, fingerprints: Sequence[int] | None = None) -> tup
     groups, condition, any_condition = "", "", ""
     if fingerprints is not None:
         # Day and hour rows: one range scan per group on the (fingerprint, time) keys, a few groups' rows rather
-        # than every group's filtered. Minute spans are short: one range scan on time, filtered, is cheaper.
+        # than every group's filtered (index-only on the hour key, which carries the count: migration 0020).
+        # Minute spans are short: one range scan on time, filtered, is cheaper (measured: 3.1-3.3 against
+        # 4.2-4.5 ms for 20 groups and the 31 cut hours of 7 days).
         groups, condition = " CROSS JOIN unnest(%s::bigint[]) AS f(fingerprint)", "fingerprint = f.fingerprint AND "
         any_condition = "fingerprint = ANY(%s::bigint[]) AND "
 
