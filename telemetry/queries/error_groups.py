@@ -16,7 +16,7 @@ give: a 7-day listing reads ~30 rows per group instead of ~10,000.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -144,21 +144,33 @@ def tiers(start: datetime, end: datetime, step_seconds: int | None = None) -> Ti
                 boundary += step
         return list(pairwise([*cuts, high])) if low < high else []
 
+    def read_hours(low: datetime, high: datetime) -> None:
+        minutes.extend(Span(*part) for part in cut(cursor, low))
+        if hours and hours[-1].high == low:
+            hours[-1] = Span(hours[-1].low, high)
+        else:
+            hours.append(Span(low, high))
+
     hours: list[Span] = []
     minutes: list[Span] = []
     cursor = start
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = _hour_of(start)
     hour += HOUR if hour < start else timedelta(0)
-    while hour + HOUR <= end:
+    whole_end = _hour_of(end)  # the hours from `hour` up to here lie whole in the window
+    # Hours a bucket boundary falls inside; a run of hours between them is one span of hour rows (a 7-day window
+    # has ~30 such hours among its 168: the split costs per boundary, not per hour).
+    cut_hours = sorted({_hour_of(boundary) for boundary in _boundaries(start, end, step)}) if step else []
+    while hour < whole_end:
+        following = min(next((cut_hour for cut_hour in cut_hours if cut_hour >= hour), whole_end), whole_end)
+        if following > hour:
+            read_hours(hour, following)
+            cursor = hour = following
+            continue
         middle = hour + HOUR / 2
         parts = cut(hour, hour + HOUR)
         main = next(part for part in parts if part[0] <= middle < part[1])
         if 2 * (main[1] - main[0]) >= HOUR:
-            minutes += [Span(low, high) for low, high in cut(cursor, hour)]
-            if hours and hours[-1].high == hour:
-                hours[-1] = Span(hours[-1].low, hour + HOUR)
-            else:
-                hours.append(Span(hour, hour + HOUR))
+            read_hours(hour, hour + HOUR)
             minutes += [Span(low, high, middle) for low, high in parts if (low, high) != main]
             cursor = hour + HOUR
         hour += HOUR
@@ -166,6 +178,19 @@ def tiers(start: datetime, end: datetime, step_seconds: int | None = None) -> Ti
     if step is None:
         return _days_of(Tiers(hours, minutes))
     return Tiers(hours, minutes)
+
+
+def _hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _boundaries(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
+    """The bucket boundaries strictly inside [start, end) that do not fall on an hour's start."""
+    boundary = start + step
+    while boundary < end:
+        if boundary != _hour_of(boundary):
+            yield boundary
+        boundary += step
 
 
 def _days_of(split: Tiers) -> Tiers:
