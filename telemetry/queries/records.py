@@ -125,7 +125,7 @@ def logs(
     if search:
         found = found.filter(stored.containing(search))
     if trace_id:
-        found = found.filter(stored.of_trace(trace_id))
+        found = found.filter(stored.of_trace(trace_id, start, end))
     return found
 
 

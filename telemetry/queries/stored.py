@@ -6,10 +6,9 @@ filters add the matching conditions on the chunk itself, which PostgreSQL checks
 on `chunk_first_ts`, the chunk tables' partition key, when it picks the partitions to read). For a hot
 row they are conditions on its own columns.
 
-A trace is looked for in span chunks through the hour filter of migration 0017 (one block of a Bloom filter per
-hour: `hour_probes`), then the trace ids of the chunks of its candidate hours (`span_chunks_of_trace`); in log chunks with the Bloom filter of each chunk's
-trace ids (its three probes hashed once per query, `bloom_hashes`). A search term is looked for with the trigram
-index over the text of each log chunk (migration 0014).
+A trace is looked for through the hour filter of migrations 0017 and 0021 (one block of a Bloom filter per hour:
+`hour_probes`), then the trace ids of the span or log chunks of its candidate hours (`chunks_of_trace`). A search
+term is looked for with the trigram index over the text of each log chunk (migration 0014).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from django.db.models import (
 
 from kaiku_ops.db_routers import read_alias
 from telemetry.models import StoredSpan
-from telemetry.packing import CHUNK_SPAN, TRACE_CHUNKS, TRACE_HOURS
+from telemetry.packing import CHUNK_SPAN, LOG_CHUNKS, TRACE_CHUNKS, TRACE_HOURS
 
 # Where the Bloom filter's three probes (migration 0007) take 32 bits of the md5 hex digest of a trace id.
 BLOOM_PROBES = (0, 8, 16)
@@ -98,8 +97,8 @@ def hour_probes(trace_id: uuid.UUID) -> tuple[int, list[int]]:
 
 def of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None) -> Q:
     """Rows of one trace (32 lower-case hex digits, as stored), hot or packed, for any of the views: unpacking only
-    the chunks that hold it. Spans: the chunks of the hours whose filter may hold the trace (read for the hours of
-    [start, end) when given, else all) whose trace ids do; log records: the chunks whose Bloom filter may hold it."""
+    the chunks that hold it: of the hours whose filter may hold the trace (read for the hours of [start, end) when
+    given, else all), the chunks whose trace ids do."""
     try:
         packed_id = uuid.UUID(hex=trace_id)
     except ValueError:
@@ -119,24 +118,24 @@ class _OfTrace(Expression):
         self.trace_id, self.start, self.end = trace_id, start, end
 
     def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False):
-        if issubclass(query.model, StoredSpan):
-            packed = span_chunks_of_trace(self.trace_id, self.start, self.end)
-            condition = Q(chunk_trace_uuid=self.trace_id) & (
-                Q(chunk_packed=False) | Q(chunk_first_ts__in=packed) if packed else Q(chunk_packed=False))
-        else:
-            hashes = [Value(value, BigIntegerField()) for value in bloom_hashes(self.trace_id)]
-            condition = Q(BloomHas(F("chunk_trace_bloom"), *hashes))
+        spans = issubclass(query.model, StoredSpan)
+        packed = chunks_of_trace(TRACE_CHUNKS if spans else LOG_CHUNKS, self.trace_id, self.start, self.end)
+        condition = Q(chunk_packed=False) | Q(chunk_first_ts__in=packed) if packed else Q(chunk_packed=False)
+        if spans:
+            condition &= Q(chunk_trace_uuid=self.trace_id)
         return condition.resolve_expression(query, allow_joins, reuse, summarize, for_save)
 
 
-def span_chunks_of_trace(trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
-                         ) -> list[datetime]:
-    """The `first_ts` of the span chunks that hold `trace_id` (of the hours of [start, end) when given, else all).
+def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
+                    ) -> list[datetime]:
+    """The `first_ts` of the chunks (of TRACE_CHUNKS or LOG_CHUNKS) that hold `trace_id`, of the hours of
+    [start, end) when given, else of all.
 
     Two small queries whose answers the look-up then names as constants: the hours whose filter may hold the trace
-    (one index range of one block, a row an hour), then the chunks of those hours whose trace ids do. With
-    constants PostgreSQL reads only the chunk partitions of those hours and plans only those; as one query with a
-    subquery it planned every partition of the window, which over 30 days cost more than the look-up itself."""
+    (one index range of one block, a row an hour; the filter holds span and log chunks alike, migration 0021), then
+    the chunks of those hours whose trace ids do. With constants PostgreSQL reads only the chunk partitions of those
+    hours and plans only those; as one query with a subquery it planned every partition of the window, which over
+    30 days cost more than the look-up itself."""
     block, probes = hour_probes(trace_id)
     hours_sql, params = f"SELECT hour FROM {TRACE_HOURS} WHERE block = %s", [block]
     if start is not None:
@@ -152,7 +151,7 @@ def span_chunks_of_trace(trace_id: uuid.UUID, start: datetime | None = None, end
         if not hours:
             return []
         in_hours = " OR ".join(["(first_ts >= %s AND first_ts < %s)"] * len(hours))
-        cursor.execute(f"SELECT DISTINCT first_ts FROM {TRACE_CHUNKS} WHERE ({in_hours}) AND trace_ids @> %s",
+        cursor.execute(f"SELECT DISTINCT first_ts FROM {chunks} WHERE ({in_hours}) AND trace_ids @> %s",
                        [*(bound for hour in hours for bound in (hour, hour + HOUR)), [trace_id]])
         return sorted(first_ts for (first_ts,) in cursor.fetchall())
 

@@ -6,6 +6,7 @@ ever drops a row the row filter alone would find."""
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from telemetry.models import StoredLogEvent, StoredTraceEntry, StoredTraceLookup
+from telemetry.packing import LOG_CHUNKS, TRACE_CHUNKS
 from telemetry.queries import records, stored
 from tests.command_center.selectors.packed_data import pack, read_id
 from tests.factories import LogEventFactory, TraceIndexEntryFactory
@@ -112,8 +114,9 @@ def test_window_sql_is_the_same_condition_as_window(now):
 
 @pytest.mark.parametrize("count", [1, 450, 14_400])
 def test_the_inlined_bloom_check_answers_as_the_filter_function_does(count):
-    members = [uuid.uuid4() for _ in range(count)]
-    strangers = [uuid.uuid4() for _ in range(500)]
+    chance = random.Random(count)  # the same ids every run: a false-positive rate is a property of the ids
+    members = [uuid.UUID(int=chance.getrandbits(128)) for _ in range(count)]
+    strangers = [uuid.UUID(int=chance.getrandbits(128)) for _ in range(500)]
     with connection.cursor() as cursor:
         cursor.execute("SELECT telemetry_trace_bloom(%s::uuid[])", [[*members, None]])
         bloom = bytes(cursor.fetchone()[0])
@@ -127,7 +130,7 @@ def test_the_inlined_bloom_check_answers_as_the_filter_function_does(count):
     assert sum(answers[stranger][0] for stranger in strangers) <= 500 * 0.01
 
 
-def test_a_trace_is_found_through_the_hour_filter_or_the_bloom_filters_and_only_its_chunks_are_unpacked(now):
+def test_a_trace_is_found_through_the_hour_filter_and_only_its_chunks_are_unpacked(now):
     wanted = uuid.uuid4().hex
     for hour in range(2, 8):
         for second, domain in enumerate(("api", "db", "ws")):
@@ -142,24 +145,28 @@ def test_a_trace_is_found_through_the_hour_filter_or_the_bloom_filters_and_only_
         found = stored.rows(model).filter(window, stored.of_trace(wanted, now - timedelta(hours=9), now))
         plan = analyzed(found)
         assert unpacked(plan) == 1
-        assert "telemetry_bloom" not in json.dumps(plan)  # the check is inlined, not a function per chunk
-        if model is not StoredLogEvent:  # planned for the one chunk partition of the trace's hour only
-            assert len({name for name in relations(plan) if name.startswith("telemetry_trace_chunks_")}) == 1
+        chunks = LOG_CHUNKS if model is StoredLogEvent else TRACE_CHUNKS
+        # planned for the one chunk partition of the trace's hour only
+        assert len({name for name in relations(plan) if name.startswith(chunks + "_")}) == 1
         assert [(row.trace_id, row.domain) for row in found] == [(wanted, expected)]
 
 
-def test_the_span_chunks_of_a_trace_are_named_through_the_hour_filter(now):
+@pytest.mark.parametrize(("factory", "chunks"), [(TraceIndexEntryFactory, TRACE_CHUNKS),
+                                                 (LogEventFactory, LOG_CHUNKS)])
+def test_the_chunks_of_a_trace_are_named_through_the_hour_filter(now, factory, chunks):
     wanted, elsewhere = uuid.uuid4(), now - timedelta(days=2, hours=3)
-    TraceIndexEntryFactory(ts=now - timedelta(hours=5), trace_id=wanted.hex)
-    TraceIndexEntryFactory(ts=elsewhere, trace_id=wanted.hex)
-    TraceIndexEntryFactory(ts=now - timedelta(hours=5, seconds=1), trace_id=uuid.uuid4().hex)
+    factory(ts=now - timedelta(hours=5), trace_id=wanted.hex)
+    factory(ts=elsewhere, trace_id=wanted.hex)
+    factory(ts=now - timedelta(hours=5, seconds=1), trace_id=uuid.uuid4().hex)
+    if factory is LogEventFactory:
+        factory(ts=now - timedelta(hours=6), trace_id=None)  # a record without a trace adds nothing to the filter
     pack(now - timedelta(days=3), now - timedelta(hours=1))
 
-    everywhere = stored.span_chunks_of_trace(wanted)
+    everywhere = stored.chunks_of_trace(chunks, wanted)
     assert len(everywhere) == 2
-    assert stored.span_chunks_of_trace(wanted, now - timedelta(hours=9), now) == everywhere[1:]
-    assert stored.span_chunks_of_trace(wanted, now - timedelta(days=3), now - timedelta(days=1)) == everywhere[:1]
-    assert stored.span_chunks_of_trace(uuid.uuid4()) == []
+    assert stored.chunks_of_trace(chunks, wanted, now - timedelta(hours=9), now) == everywhere[1:]
+    assert stored.chunks_of_trace(chunks, wanted, now - timedelta(days=3), now - timedelta(days=1)) == everywhere[:1]
+    assert stored.chunks_of_trace(chunks, uuid.uuid4()) == []
 
 
 def test_a_trace_is_found_hot_and_packed_alike(now):
