@@ -58,18 +58,18 @@ def top_groups(start: datetime, end: datetime, limit: int, service: str | None =
                new_only: bool = False, search: str | None = None, now: datetime | None = None) -> list[ErrorGroup]:
     """The error groups with errors in [start, end): new ones first, then by errors in the window, then the most
     recently seen; at most `limit`."""
-    found, _ = _ranked(start, end, service, new_only, search, now or timezone.now())
-    return found[:limit]
+    found, _, _ = _ranked(start, end, limit, service, new_only, search, now or timezone.now())
+    return found
 
 
-def _ranked(start, end, service, new_only, search, now) -> tuple[list[ErrorGroup], dict[str, datetime]]:
+def _ranked(start, end, limit, service, new_only, search, now, step_seconds=None
+            ) -> tuple[list[ErrorGroup], queries.RankedGroups, dict[str, datetime]]:
     deploys = deploys_by_service(now)
+    ranked = queries.ranked_groups(start, end, limit, queries.Ranking(now - NEW_WITHIN, deploys, new_only),
+                                   service=service, search=search, step_seconds=step_seconds)
     groups = [ErrorGroup(counted, _new_reason(counted, now, deploys), deploys.get(counted.service))
-              for counted in queries.groups_in_window(start, end, service=service, search=search)]
-    if new_only:
-        groups = [group for group in groups if group.new]
-    groups.sort(key=lambda group: (not group.new, -group.counted.count, -group.counted.last_seen.timestamp()))
-    return groups, deploys
+              for counted in ranked.groups]
+    return groups, ranked, deploys
 
 
 def sparkline_step(start: datetime, end: datetime) -> int:
@@ -113,16 +113,13 @@ def error_groups_panel(start: datetime, end: datetime, limit: int, service: str 
                        new_only: bool = False, search: str | None = None) -> dict[str, Any]:
     """The API's answer: the ranked groups (at most `limit`) with a sparkline each, how many match in all and
     how many of those are new, and the deploy times that made groups new."""
-    now = timezone.now()
-    groups, deploys = _ranked(start, end, service, new_only, search, now)
-    shown = groups[:limit]
     step = sparkline_step(start, end)
-    sparklines = queries.bucket_counts([group.group for group in shown], start, end, step)
+    shown, ranked, deploys = _ranked(start, end, limit, service, new_only, search, timezone.now(), step)
     return {
         "sparkline_step_seconds": step,
-        "total": len(groups),
-        "new_total": sum(1 for group in groups if group.new),
+        "total": ranked.total,
+        "new_total": ranked.new_total,
         "new_within_hours": int(NEW_WITHIN.total_seconds() // 3600),
         "deploys": {service_name: _iso(deployed) for service_name, deployed in sorted(deploys.items())},
-        "items": [group_row(group, sparklines[group.group]) for group in shown],
+        "items": [group_row(group, ranked.sparklines[group.group]) for group in shown],
     }

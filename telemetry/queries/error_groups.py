@@ -3,6 +3,8 @@
 - `groups_in_window`: every group with errors in a window, with its count there (minute rows whose minute
   starts in the window) and what the group table knows of it;
 - `bucket_counts`: the errors of some groups per time bucket (a rate sparkline);
+- `ranked_groups`: the first groups of a window by a `Ranking` (new ones first), with totals and their
+  sparklines, in one statement (the Errors tab and the incident report);
 - `group_of_log`: the group key of a log record (None for WARN), for lists and the live feed;
 - `logs_of_group`: narrows a `records.logs` queryset to the ERROR records of one group, in SQL with the very
   rules of `telemetry.fingerprints` (its template rules, applied by PostgreSQL's regexp_replace).
@@ -16,7 +18,7 @@ give: a 7-day listing reads ~30 rows per group instead of ~10,000.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -58,6 +60,30 @@ def groups_in_window(start: datetime, end: datetime, service: str | None = None,
                      search: str | None = None) -> list[GroupCount]:
     """The groups with errors in [start, end) (by minute start), optionally of one service and whose
     templates or example contain `search` (case-insensitive); most errors first."""
+    where, params = _group_conditions(service, search)
+    counted, count_params = _tiered_rows(tiers(start, end))
+    rows = _fetch(
+        f"""SELECT {_GROUP_COLUMNS}, c.count
+            FROM (SELECT fingerprint, sum(count)::bigint AS count FROM ({counted}) AS rows
+                  GROUP BY fingerprint) AS c
+            JOIN {GROUPS_TABLE} AS g USING (fingerprint)
+            {where}
+            ORDER BY c.count DESC, g.last_seen DESC""",
+        count_params + params,
+    )
+    return [_group_count(row) for row in rows]
+
+
+_GROUP_COLUMNS = """g.fingerprint, g.source, g.service, g.event_template, g.message_template, g.example_event,
+                   g.example_message, g.example_trace_id, g.routes, g.first_seen, g.last_seen"""
+
+
+def _group_count(row: Sequence) -> GroupCount:
+    """A GroupCount from a row of _GROUP_COLUMNS and the count."""
+    return GroupCount(fingerprint_hex(row[0]), *row[1:8], tuple(row[8]), *row[9:12])
+
+
+def _group_conditions(service: str | None, search: str | None) -> tuple[str, list]:
     conditions, params = [], []
     if service:
         conditions.append("g.service = %s")
@@ -67,19 +93,80 @@ def groups_in_window(start: datetime, end: datetime, service: str | None = None,
         conditions.append("(g.event_template ILIKE %s OR g.message_template ILIKE %s OR g.example_event ILIKE %s"
                           " OR g.example_message ILIKE %s)")
         params += [pattern] * 4
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How `ranked_groups` orders the groups of a window: new ones first, then the most errors in the window, then
+    the most recently seen. A group is new when first seen at or after `new_since`, or at or after its service's
+    latest deploy (`deployed_at`, by service name); `new_only` keeps only the new ones."""
+
+    new_since: datetime
+    deployed_at: Mapping[str, datetime] = field(default_factory=dict)
+    new_only: bool = False
+
+
+@dataclass(frozen=True)
+class RankedGroups:
+    """The first groups of a ranking, how many groups it ranked in all and how many of those are new, and each
+    shown group's errors per bucket (`bucket_counts`, by group key; empty when no sparkline was asked for)."""
+
+    groups: list[GroupCount]
+    total: int
+    new_total: int
+    sparklines: dict[str, list[int]]
+
+
+def ranked_groups(start: datetime, end: datetime, limit: int, ranking: Ranking, service: str | None = None,
+                  search: str | None = None, step_seconds: int | None = None) -> RankedGroups:
+    """The groups of `groups_in_window` ranked by `ranking`, the first `limit` of them, and with `step_seconds` their
+    `bucket_counts` too. One statement: the counting, the ranking and the shown groups' sparklines run where the
+    rows are, and only the shown groups come back (not every group of the window, then a second query)."""
+    where, params = _group_conditions(service, search)
     counted, count_params = _tiered_rows(tiers(start, end))
+    services = sorted(ranking.deployed_at)
+    buckets = max(1, -(-int((end - start).total_seconds()) // step_seconds)) if step_seconds else 0
+    sparkline_sql = "SELECT NULL::bigint AS fingerprint, NULL::integer[] AS buckets, NULL::bigint[] AS counts LIMIT 0"
+    sparkline_params: list = []
+    if step_seconds:
+        rows_sql, rows_params = _tiered_rows(tiers(start, end, step_seconds), ("SELECT fingerprint FROM shown", []))
+        sparkline_sql = f"""SELECT fingerprint, array_agg((extract(epoch FROM bucket - %s) / %s)::integer) AS buckets,
+                                   array_agg(count) AS counts
+                            FROM (SELECT fingerprint, date_bin(%s, ts, %s) AS bucket, sum(count)::bigint AS count
+                                  FROM ({rows_sql}) AS rows GROUP BY 1, 2) AS per_bucket
+                            GROUP BY fingerprint"""
+        sparkline_params = [start, step_seconds, timedelta(seconds=step_seconds), start, *rows_params]
     rows = _fetch(
-        f"""SELECT g.fingerprint, g.source, g.service, g.event_template, g.message_template, g.example_event,
-                   g.example_message, g.example_trace_id, g.routes, g.first_seen, g.last_seen, c.count
-            FROM (SELECT fingerprint, sum(count)::bigint AS count FROM ({counted}) AS rows
-                  GROUP BY fingerprint) AS c
-            JOIN {GROUPS_TABLE} AS g USING (fingerprint)
-            {where}
-            ORDER BY c.count DESC, g.last_seen DESC""",
-        count_params + params,
+        f"""WITH listed AS (
+                SELECT {_GROUP_COLUMNS}, c.count,
+                       coalesce(g.first_seen >= %s OR g.first_seen >= d.deployed_at, false) AS new
+                FROM (SELECT fingerprint, sum(count)::bigint AS count FROM ({counted}) AS rows
+                      GROUP BY fingerprint) AS c
+                JOIN {GROUPS_TABLE} AS g USING (fingerprint)
+                LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS d(service, deployed_at) ON d.service = g.service
+                {where}),
+            shown AS MATERIALIZED (
+                SELECT *, count(*) OVER () AS total, count(*) FILTER (WHERE new) OVER () AS new_total
+                FROM listed {"WHERE new" if ranking.new_only else ""}
+                ORDER BY new DESC, count DESC, last_seen DESC, fingerprint
+                LIMIT %s)
+            SELECT s.fingerprint, s.source, s.service, s.event_template, s.message_template, s.example_event,
+                   s.example_message, s.example_trace_id, s.routes, s.first_seen, s.last_seen, s.count,
+                   s.total, s.new_total, b.buckets, b.counts
+            FROM shown AS s LEFT JOIN ({sparkline_sql}) AS b USING (fingerprint)
+            ORDER BY s.new DESC, s.count DESC, s.last_seen DESC, s.fingerprint""",
+        [ranking.new_since, *count_params, services, [ranking.deployed_at[name] for name in services], *params, limit,
+         *sparkline_params],
     )
-    return [GroupCount(fingerprint_hex(row[0]), *row[1:8], tuple(row[8]), *row[9:]) for row in rows]
+    groups = [_group_count(row) for row in rows]
+    sparklines = {}
+    for group, row in zip(groups, rows, strict=True):
+        sparklines[group.group] = line = [0] * buckets
+        for bucket, count in zip(row[14] or (), row[15] or (), strict=True):
+            line[bucket] = count
+    total, new_total = (rows[0][12], rows[0][13]) if rows else (0, 0)
+    return RankedGroups(groups, total, new_total, sparklines if step_seconds else {})
 
 
 def bucket_counts(groups: Sequence[str], start: datetime, end: datetime, step_seconds: int) -> dict[str, list[int]]:
@@ -89,7 +176,8 @@ def bucket_counts(groups: Sequence[str], start: datetime, end: datetime, step_se
     counts = {group: [0] * buckets for group in groups}
     if not groups:
         return counts
-    counted, params = _tiered_rows(tiers(start, end, step_seconds), [fingerprint_int(group) for group in groups])
+    counted, params = _tiered_rows(tiers(start, end, step_seconds), ("SELECT unnest(%s::bigint[]) AS fingerprint",
+                                                                     [[fingerprint_int(group) for group in groups]]))
     step = timedelta(seconds=step_seconds)
     rows = _fetch(  # every row is dated inside the bucket it counts in; the bucket's number comes back, not its time
         f"""SELECT fingerprint, (extract(epoch FROM bucket - %s) / %s)::integer, count
@@ -209,32 +297,34 @@ def _days_of(split: Tiers) -> Tiers:
     return Tiers(hours, split.minutes, days)
 
 
-def _tiered_rows(split: Tiers, fingerprints: Sequence[int] | None = None) -> tuple[str, list]:
+def _tiered_rows(split: Tiers, groups: tuple[str, list] | None = None) -> tuple[str, list]:
     """SQL of (ts, fingerprint, count) rows: day and hour rows dated by their day's or hour's middle, and each
     minute span's errors per group dated by the span (and, for a span with `at`, taken back at `at`). Each span
-    (of each group in `fingerprints`, when given) is read by one index range scan."""
-    groups, condition, any_condition = "", "", ""
-    if fingerprints is not None:
+    (of each group of `groups`, when given: SQL selecting a `fingerprint` column, and its parameters) is read by one
+    index range scan."""
+    join, condition, any_condition, group_params = "", "", "", []
+    if groups is not None:
         # Day and hour rows: one range scan per group on the (fingerprint, time) keys, a few groups' rows rather
         # than every group's filtered (index-only on the hour key, which carries the count: migration 0020).
         # Minute spans are short: one range scan on time, filtered, is cheaper (measured: 3.1-3.3 against
         # 4.2-4.5 ms for 20 groups and the 31 cut hours of 7 days).
-        groups, condition = " CROSS JOIN unnest(%s::bigint[]) AS f(fingerprint)", "fingerprint = f.fingerprint AND "
-        any_condition = "fingerprint = ANY(%s::bigint[]) AND "
+        groups_sql, group_params = groups
+        join, condition = f" CROSS JOIN ({groups_sql}) AS f", "fingerprint = f.fingerprint AND "
+        any_condition = f"fingerprint IN ({groups_sql}) AND "
 
     def spans(spans: list[Span]) -> list:
         return [[span.low for span in spans], [span.high for span in spans], [span.at for span in spans],
-                *([list(fingerprints)] if fingerprints is not None else [])]
+                *group_params]
 
     # OFFSET 0 keeps each span's subquery whole: one range scan per span. Joined flat, the planner cannot
     # estimate the ranges and may read every row of the groups (30 days) and filter them instead.
     return (f"""SELECT t.day + interval '12 hours' AS ts, t.fingerprint, t.count
-                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){groups}
+                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){join}
                 CROSS JOIN LATERAL (SELECT day, fingerprint, count FROM {DAYS_TABLE}
                                     WHERE {condition}day >= s.low AND day < s.high OFFSET 0) AS t
                 UNION ALL
                 SELECT t.hour + interval '30 minutes' AS ts, t.fingerprint, t.count
-                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){groups}
+                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){join}
                 CROSS JOIN LATERAL (SELECT hour, fingerprint, count FROM {HOURS_TABLE}
                                     WHERE {condition}hour >= s.low AND hour < s.high OFFSET 0) AS t
                 UNION ALL

@@ -13,7 +13,16 @@ import pytest
 
 from telemetry.error_groups import Occurrence, record
 from telemetry.fingerprints import Fingerprint, Source
-from telemetry.queries.error_groups import Span, Tiers, bucket_counts, groups_in_window, tiers
+from telemetry.queries.error_groups import (
+    RankedGroups,
+    Ranking,
+    Span,
+    Tiers,
+    bucket_counts,
+    groups_in_window,
+    ranked_groups,
+    tiers,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +126,25 @@ def test_any_window_and_bucket_width_gives_what_the_minutes_alone_give():
         in_window = Counter(fingerprint.as_hex for fingerprint, moment in occurrences
                             if start <= moment.replace(second=0, microsecond=0) < end)
         assert counts(start, end) == dict(in_window)
+
+
+def test_a_ranking_puts_new_groups_first_then_most_errors_and_carries_totals_and_the_shown_sparklines():
+    worker = Fingerprint.of(Source.LOG, "vc-worker", "job.failed", "job 7 failed")
+    errors(POOL, at(9, 0), at(10, 5), at(10, 6), at(10, 7))  # 3 in the window, first seen 9:00
+    errors(TIMEOUT, at(10, 20), at(10, 21))  # 2, first seen 10:20
+    errors(worker, at(8, 0), at(10, 30))  # 1, first seen 8:00, after its service's deploy at 7:00
+    start, end, step = at(10, 0), at(11, 0), 20 * 60
+
+    ranking = Ranking(new_since=at(10, 0))
+    ranked = ranked_groups(start, end, 2, ranking, step_seconds=step)
+    assert [group.group for group in ranked.groups] == [TIMEOUT.as_hex, POOL.as_hex]  # new first, then by count
+    assert (ranked.total, ranked.new_total) == (3, 1)
+    assert ranked.sparklines == {TIMEOUT.as_hex: [0, 2, 0], POOL.as_hex: [3, 0, 0]}
+    assert ranked.sparklines == bucket_counts([TIMEOUT.as_hex, POOL.as_hex], start, end, step)
+
+    deployed = Ranking(new_since=at(10, 0), deployed_at={"vc-worker": at(7, 0)}, new_only=True)
+    ranked = ranked_groups(start, end, 10, deployed)
+    assert [group.group for group in ranked.groups] == [TIMEOUT.as_hex, worker.as_hex]  # 2 errors, then 1
+    assert (ranked.total, ranked.new_total, ranked.sparklines) == (2, 2, {})
+    assert ranked_groups(start, end, 10, ranking, service="vc-worker").groups[0].count == 1
+    assert ranked_groups(at(12, 0), at(13, 0), 10, ranking, step_seconds=step) == RankedGroups([], 0, 0, {})
