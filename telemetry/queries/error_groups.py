@@ -192,11 +192,13 @@ def bucket_counts(groups: Sequence[str], start: datetime, end: datetime, step_se
 
 @dataclass(frozen=True)
 class Span:
-    """[low, high). For minute rows: their errors are counted at `low` and, with `at`, taken back out at `at`."""
+    """[low, high). For minute rows: their errors are counted at `low` and, with `at`, taken back out at `at`.
+    `sign` -1: the span's errors are subtracted (a listing's day row read whole, less its part outside the window)."""
 
     low: datetime
     high: datetime
     at: datetime | None = None
+    sign: int = 1
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ def tiers(start: datetime, end: datetime, step_seconds: int | None = None) -> Ti
         hour += HOUR
     minutes += [Span(low, high) for low, high in cut(cursor, end)]
     if step is None:
-        return _days_of(Tiers(hours, minutes))
+        return _days_of(Tiers(hours, minutes), start, end)
     return Tiers(hours, minutes)
 
 
@@ -281,20 +283,46 @@ def _boundaries(start: datetime, end: datetime, step: timedelta) -> Iterator[dat
         boundary += step
 
 
-def _days_of(split: Tiers) -> Tiers:
-    """`split` with the whole UTC days of its hour spans read from day rows (a listing only: a day row counts
-    at its day's middle, which no sparkline bucket needs)."""
-    hours, days = [], []
-    for span in split.hours:
-        first = span.low.astimezone(UTC).replace(hour=0)
-        first += DAY if first < span.low else timedelta(0)
-        last = span.high.astimezone(UTC).replace(hour=0)
-        if first >= last:
-            hours.append(span)
-            continue
-        days.append(Span(first, last))
-        hours += [Span(low, high) for low, high in ((span.low, first), (last, span.high)) if low < high]
-    return Tiers(hours, split.minutes, days)
+def _days_of(split: Tiers, start: datetime, end: datetime) -> Tiers:
+    """`split` (a listing's: its whole hours are one span) with whole UTC days read from day rows (a listing only:
+    a day row counts at its day's middle, which no sparkline bucket needs).
+
+    A day the window cuts is read as its day row less the part outside the window when that part has fewer hours
+    than the part inside: the last day of a window ending now is one day row less the hours still to come (none
+    stored) instead of up to 23 hour rows per group."""
+    if len(split.hours) != 1:
+        return split
+    (whole,) = split.hours
+    first = _hour_of(whole.low).replace(hour=0)
+    first += DAY if first < whole.low else timedelta(0)  # the first midnight among the whole hours
+    last = _hour_of(whole.high).replace(hour=0)  # the last one
+    if first > last:
+        return split
+    days, hours, minutes = [Span(first, last)], [], []
+    head_day, outside_from = first - DAY, _hour_of(start)
+    if outside_from - head_day < first - whole.low:  # the day before `first`, less its hours before the window
+        days.insert(0, Span(head_day, first))
+        hours.append(Span(head_day, outside_from, sign=-1))
+        minutes.append(Span(outside_from, start, sign=-1))
+    else:
+        hours.append(Span(whole.low, first))
+        minutes.append(Span(start, whole.low))
+    outside_from = whole.high + (HOUR if whole.high < end else timedelta(0))
+    if last + DAY - outside_from < whole.high - last:  # the day from `last`, less its hours after the window
+        days.append(Span(last, last + DAY))
+        hours.append(Span(outside_from, last + DAY, sign=-1))
+        minutes.append(Span(end, outside_from, sign=-1))
+    else:
+        hours.append(Span(last, whole.high))
+        minutes.append(Span(whole.high, end))
+    merged: list[Span] = []
+    for day in days:
+        if merged and merged[-1].high == day.low:
+            merged[-1] = Span(merged[-1].low, day.high)
+        elif day.low < day.high:
+            merged.append(day)
+    return Tiers([span for span in hours if span.low < span.high], [span for span in minutes if span.low < span.high],
+                 merged)
 
 
 def _tiered_rows(split: Tiers, groups: tuple[str, list] | None = None) -> tuple[str, list]:
@@ -314,25 +342,28 @@ def _tiered_rows(split: Tiers, groups: tuple[str, list] | None = None) -> tuple[
 
     def spans(spans: list[Span]) -> list:
         return [[span.low for span in spans], [span.high for span in spans], [span.at for span in spans],
-                *group_params]
+                [span.sign for span in spans], *group_params]
 
     # OFFSET 0 keeps each span's subquery whole: one range scan per span. Joined flat, the planner cannot
     # estimate the ranges and may read every row of the groups (30 days) and filter them instead.
-    return (f"""SELECT t.day + interval '12 hours' AS ts, t.fingerprint, t.count
-                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){join}
+    return (f"""SELECT t.day + interval '12 hours' AS ts, t.fingerprint, s.sign * t.count AS count
+                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::integer[])
+                     AS s(low, high, at, sign){join}
                 CROSS JOIN LATERAL (SELECT day, fingerprint, count FROM {DAYS_TABLE}
                                     WHERE {condition}day >= s.low AND day < s.high OFFSET 0) AS t
                 UNION ALL
-                SELECT t.hour + interval '30 minutes' AS ts, t.fingerprint, t.count
-                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at){join}
+                SELECT t.hour + interval '30 minutes' AS ts, t.fingerprint, s.sign * t.count AS count
+                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::integer[])
+                     AS s(low, high, at, sign){join}
                 CROSS JOIN LATERAL (SELECT hour, fingerprint, count FROM {HOURS_TABLE}
                                     WHERE {condition}hour >= s.low AND hour < s.high OFFSET 0) AS t
                 UNION ALL
                 SELECT v.ts, t.fingerprint, v.count
-                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS s(low, high, at)
+                FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::integer[])
+                     AS s(low, high, at, sign)
                 CROSS JOIN LATERAL (SELECT fingerprint, sum(count) AS count FROM {MINUTES_TABLE}
                                     WHERE {any_condition}ts >= s.low AND ts < s.high GROUP BY fingerprint) AS t
-                CROSS JOIN LATERAL (VALUES (s.low, t.count), (s.at, -t.count)) AS v(ts, count)
+                CROSS JOIN LATERAL (VALUES (s.low, s.sign * t.count), (s.at, -t.count)) AS v(ts, count)
                 WHERE v.ts IS NOT NULL""", spans(split.days) + spans(split.hours) + spans(split.minutes))
 
 

@@ -1,5 +1,6 @@
-"""Error-group counts read from two tiers: whole hours from the hour rows, the ragged ends (and, for sparklines,
-the minutes of an hour outside its main bucket) from the minute rows. The answers are those of the minutes
+"""Error-group counts read from tiers: whole days from the day rows (a listing's cut day too, less its part
+outside the window, when that part is the smaller), whole hours from the hour rows, the ragged ends (and, for
+sparklines, the minutes of an hour outside its main bucket) from the minute rows. The answers are those of the minutes
 alone: checked by hand across hour edges, and against occurrences summed in Python over windows and buckets
 that cut hours anywhere."""
 
@@ -55,11 +56,19 @@ def test_a_window_reads_its_whole_hours_from_hour_rows_and_its_ends_from_minute_
 
 def test_a_listing_reads_its_whole_days_from_day_rows_and_a_sparkline_never_does():
     split = tiers(at(6, 43, 10), at(10, 0, day=3))
-    assert split.days == [Span(at(0, 0, day=1), at(0, 0, day=3))]
-    assert split.hours == [Span(at(7, 0), at(0, 0, day=1)), Span(at(0, 0, day=3), at(10, 0, day=3))]
-    assert split.minutes == [Span(at(6, 43, 10), at(7, 0))]
+    # Day 0 from 6:43:10 is 17 h of hour rows, or its day row less 6 h and 43 min before the window: the latter.
+    assert split.days == [Span(at(0, 0), at(0, 0, day=3))]
+    assert split.hours == [Span(at(0, 0), at(6, 0), sign=-1), Span(at(0, 0, day=3), at(10, 0, day=3))]
+    assert split.minutes == [Span(at(6, 0), at(6, 43, 10), sign=-1)]
+    # 24 h ending at 20:15 (now, say): 3 hours of yesterday, and today's day row less what comes after 20:15.
+    assert tiers(at(20, 15), at(20, 15, day=1)) == Tiers(
+        [Span(at(21, 0), at(0, 0, day=1)), Span(at(21, 0, day=1), at(0, 0, day=2), sign=-1)],
+        [Span(at(20, 15), at(21, 0)), Span(at(20, 15, day=1), at(21, 0, day=1), sign=-1)],
+        [Span(at(0, 0, day=1), at(0, 0, day=2))])
     assert tiers(at(0, 0), at(0, 0, day=1)) == Tiers([], [], [Span(at(0, 0), at(0, 0, day=1))])
-    assert tiers(at(0, 0), at(23, 0)).days == []  # no whole day
+    assert tiers(at(0, 0), at(23, 0)) == Tiers(  # 23 hours of a day: its day row less the last hour
+        [Span(at(23, 0), at(0, 0, day=1), sign=-1)], [], [Span(at(0, 0), at(0, 0, day=1))])
+    assert tiers(at(0, 0), at(11, 0)).days == []  # 11 hours: hour rows
     assert tiers(at(0, 0), at(0, 0, day=3), 6 * 3600).days == []  # buckets: hours at most
 
 
@@ -117,7 +126,9 @@ def test_any_window_and_bucket_width_gives_what_the_minutes_alone_give():
     for fingerprint in (POOL, TIMEOUT):
         errors(fingerprint, *(moment for owner, moment in occurrences if owner == fingerprint))
     windows = [(at(0, 0, day=1), at(0, 0, day=8)), (at(6, 43, 10, day=1), at(6, 43, 10, day=8)),
-               (at(6, 43, 10, day=7), at(6, 43, 10, day=8)), (at(3, 59), at(5, 1)), (at(2, 17, 40), at(2, 18))]
+               (at(6, 43, 10, day=7), at(6, 43, 10, day=8)), (at(3, 59), at(5, 1)), (at(2, 17, 40), at(2, 18)),
+               # 24 h ending 20:15: its last day is read as the day row less the errors after the window (stored)
+               (at(20, 15, day=1), at(20, 15, day=2)), (at(0, 30, day=3), at(23, 20, 5, day=3))]
     for start, end in windows:
         for step_minutes in (1, 7, 30, 48, 60, 75, 336, 24 * 60):
             step = timedelta(minutes=step_minutes)
