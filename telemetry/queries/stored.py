@@ -160,7 +160,7 @@ def containing(search: str) -> Q:
     """Log rows whose event or message contains `search` (case-insensitive: ILIKE), unpacking only the chunks
     whose text holds it. `chunk_text` is every event and message of a chunk as stored, so it holds whatever a
     row holds: its trigram index answers the same condition first, together with the window's bounds on the
-    chunks' start (migration 0019), so only the window's chunks that may hold the term have their text read
+    chunks' start (migration 0022), so only the window's chunks that may hold the term have their text read
     (~1 ms a chunk); a term without letters needs no case folding (a plain LIKE: the cheaper check). A term with
     five digits in a row also narrows the chunks to those that may hold all its digit 5-grams, which trigrams of
     digits do not: they are in nearly every chunk that prints numbers (the chunk's Bloom filter of its 5-grams, read

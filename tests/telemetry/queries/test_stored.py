@@ -62,7 +62,7 @@ def indexes_read(plan: dict) -> set[str]:
 
 
 def text_indexes() -> set[str]:
-    """The partitions' indexes of the log chunks' text index (migration 0019: the window's start beside the text)."""
+    """The partitions' indexes of the log chunks' text index (migration 0022: the window's start beside the text)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT inhrelid::regclass::text FROM pg_inherits"
                        " WHERE inhparent = 'telemetry_log_chunks_text'::regclass")
@@ -240,7 +240,7 @@ def test_a_search_finds_hot_rows_and_rows_of_chunks_alike(now):
 @pytest.mark.parametrize("term", ["no such text", "room is full", "50%"])
 def test_a_search_reads_the_text_of_only_the_chunks_of_its_window_that_the_text_index_finds(now, term):
     # Reading a chunk's text costs ~1 ms at `heavy`: with the chunks' start and their text in one index (migration
-    # 0019), the planner takes it once statistics exist, and it hands over only the window's chunks that may hold
+    # 0022), the planner takes it once statistics exist, and it hands over only the window's chunks that may hold
     # the term, not each chunk of the window, nor every chunk of the day partition that may hold it.
     for hour in range(2, 12):
         for level in ("ERROR", "WARN"):

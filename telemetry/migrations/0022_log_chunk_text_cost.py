@@ -79,8 +79,6 @@ REVERSE_SQL = (
 
 
 class Migration(migrations.Migration):
-    # After 0021, the last migration when this one landed (its number was reserved before 0020 and 0021 were
-    # written): neither of them touches the log view or the chunk text index.
     dependencies = [("telemetry", "0021_log_chunks_in_trace_hours")]
 
     operations = [migrations.RunSQL(FORWARD_SQL, REVERSE_SQL)]

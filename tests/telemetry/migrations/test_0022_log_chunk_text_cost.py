@@ -1,4 +1,4 @@
-"""The upgrade of a database holding packed logs (migration 0019): no chunk is re-packed, the trigram index is
+"""The upgrade of a database holding packed logs (migration 0022): no chunk is re-packed, the trigram index is
 rebuilt over `telemetry_log_chunk_text` on the partitions that exist, a search matching nothing reads it without
 being told to (the planner no longer prefers checking each chunk's text), and every search answers as before;
 going back restores 0016's index expression with the same answers."""
@@ -19,7 +19,7 @@ from tests.telemetry.migrations.migrating import migrate, previous
 
 pytestmark = pytest.mark.django_db
 
-THIS = ("telemetry", "0019_log_chunk_text_cost")
+THIS = ("telemetry", "0022_log_chunk_text_cost")
 TERMS = ("quota", "ROOM IS", "50%", "no such text")
 
 
@@ -30,7 +30,7 @@ def chunks() -> list[tuple]:
 
 
 def text_indexes() -> set[str]:
-    """What the trigram indexes of the log chunk partitions index: the costed text (0019) or the plain one."""
+    """What the trigram indexes of the log chunk partitions index: the costed text (0022) or the plain one."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename LIKE 'telemetry_log_chunks_%%'"
                        " AND indexdef LIKE '%%gin_trgm_ops%%'")
