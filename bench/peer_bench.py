@@ -363,8 +363,9 @@ def build_queries(ch: ClickHouse, client: Client, end: datetime, days: int) -> t
                 f"{ch_window(start, end)} ORDER BY Timestamp DESC LIMIT 100")),
             "API logs?search=", goal, window_days=int(label.split()[0]),
         ))
-    # 3. spans of one trace over a 30-day window: a trace of the oldest filled day with several spans
-    oldest = end - timedelta(days=days) + timedelta(hours=12)
+    # 3. spans of one trace over a 30-day window: a trace of the oldest filled day (inside the API's window, which
+    # ends now, not at the data's end) with several spans
+    oldest = max(end - timedelta(days=days) + timedelta(hours=12), month_ago + timedelta(hours=1))
     trace_id = (records.spans(oldest, oldest + timedelta(hours=1), domain="db", slow=slow)
                 .values_list("trace_id", flat=True).first())
     notes["trace"] = f"{trace_id} (started {oldest:%Y-%m-%d %H}:xx)"
