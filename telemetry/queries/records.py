@@ -241,8 +241,20 @@ def newest_ts(queryset: QuerySet, start: datetime, end: datetime) -> datetime | 
 
     Read from the chunks' bounds, not from their rows: a chunk's `last_ts` is its newest row, so a chunk that
     ends inside the window answers without being unpacked. Only a chunk that straddles `end` is unpacked, and
-    only its times. The hot rows answer from their (ts, id) index."""
+    only its times. The hot rows answer from their (ts, id) index.
+
+    Asked slice by slice, newest first (`newest_first_bounds`): the first slice holding a row has the newest one,
+    and a slice of an hour or six plans and reads the partitions of a day or two, where the whole window (30 days)
+    planned every partition of it for an answer that is almost always in its last hour."""
     shape = _PACKED_SHAPES[queryset.model]
+    for slice_start, slice_end in newest_first_bounds(start, end):
+        newest = _newest_ts_in(shape, slice_start, slice_end)
+        if newest is not None:
+            return newest
+    return None
+
+
+def _newest_ts_in(shape: packing.PackedShape, start: datetime, end: datetime) -> datetime | None:
     with connections[read_alias()].cursor() as cursor:
         cursor.execute(
             f"""SELECT greatest(
