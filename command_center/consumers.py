@@ -144,8 +144,15 @@ class ErrorStormLimiter:
         return burst
 
 
-def patient_receive(receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
-    """`receive` (the channel layer's) asked again when its Redis read times out, and a lost Redis said once.
+def patient_receive(receive: Callable[[], Awaitable[dict]], ready: asyncio.Event | None = None
+                    ) -> Callable[[], Awaitable[dict]]:
+    """`receive` (the channel layer's) asked again when its Redis read times out, and a lost Redis said once;
+    asked only once `ready` is set (the consumer sets it when the socket joins its first group).
+
+    Nothing reaches a socket through the layer before it joins a group, and a socket refused at connect (closed
+    with 4401 or 4403 at once) is then never read for: cancelling a layer read that was still setting up its
+    Redis connection was seen to be lost now and then (the read went on, and the event loop ending the socket
+    waited for it for ever).
 
     channels_redis blocks 5 s in BZPOPMIN waiting for a message, and redis-py (since 8) gives up reading after
     5 s too: when the web process gets no event for 5 s, the read may time out instead of answering "nothing".
@@ -158,6 +165,8 @@ def patient_receive(receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awai
 
     async def receive_next() -> dict:
         nonlocal lost
+        if ready is not None:
+            await ready.wait()
         while not lost:
             try:
                 return await receive()
@@ -196,6 +205,7 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
         self._send_lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task | None = None
         self._burst_task: asyncio.Task | None = None
+        self._joined_a_group = asyncio.Event()
 
     # AsyncConsumer.__call__ sets this to the channel layer's receive and reads events through it.
     @property
@@ -204,7 +214,7 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
 
     @channel_receive.setter
     def channel_receive(self, receive: Callable[[], Awaitable[dict]]) -> None:
-        self._channel_receive = patient_receive(receive)
+        self._channel_receive = patient_receive(receive, self._joined_a_group)
 
     # --- connection life -------------------------------------------------------------------------------
 
@@ -298,6 +308,8 @@ class ObservabilityConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(topic, self.channel_name)
                 if topic in push.TICKING_TOPICS:
                     await asyncio.to_thread(presence.mark_present, topic, self.channel_name)
+        if joined:
+            self._joined_a_group.set()
 
     async def _refresh_membership(self) -> None:
         """Keep presence alive and renew group membership, which the channel layer expires after a day."""

@@ -471,6 +471,27 @@ def drop_channel_layer_connections() -> int:
     return len(waiting)
 
 
+def channel_layer_readers() -> int:
+    """Connections of this test's Redis database blocked in the channel layer's wait for a message."""
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    database = admin.connection_pool.connection_kwargs.get("db", 0)
+    return sum(client["cmd"] == "bzpopmin" and int(client["db"]) == database for client in admin.client_list())
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_channel_layer_is_read_only_once_a_socket_joins_a_group(system_admin):
+    refused, _ = await open_socket()
+    assert await close_code(refused) == 4401
+    socket, _ = await open_socket(await session_cookie(system_admin))
+    await asyncio.sleep(0.3)
+    assert await asyncio.to_thread(channel_layer_readers) == 0  # neither socket waits on Redis yet
+
+    await subscribe(socket, "infrastructure")
+    await asyncio.sleep(0.3)
+    assert await asyncio.to_thread(channel_layer_readers) >= 1
+    await socket.disconnect()
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_socket_whose_channel_layer_loses_redis_is_closed_as_a_service_restart(system_admin, caplog):
     socket, _ = await open_socket(await session_cookie(system_admin))
