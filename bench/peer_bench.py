@@ -257,11 +257,15 @@ def pg_bytes(tables: tuple[str, ...], days: list[datetime]) -> int:
     they do not grow with the data, and over one stored day they alone added ~40 bytes a log record."""
     suffixes = [f"p{day:%Y%m%d}" for day in days]
     with connection.cursor() as cursor:
+        # pg_partition_tree has no rows for a table that is not partitioned: those are counted whole, apart.
         cursor.execute("SELECT coalesce(sum(pg_total_relation_size(p.relid)), 0)"
                        " FROM unnest(%s::text[]) AS t, pg_partition_tree(t::regclass) p"
-                       " WHERE p.isleaf AND (p.level = 0 OR right(p.relid::regclass::text, 9) = ANY(%s))",
+                       " WHERE p.isleaf AND right(p.relid::regclass::text, 9) = ANY(%s)",
                        [list(tables), suffixes])
-        return int(cursor.fetchone()[0])
+        partitioned = int(cursor.fetchone()[0])
+        cursor.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                       " WHERE c.oid = ANY(%s::regclass[]) AND c.relkind = 'r'", [list(tables)])
+        return partitioned + int(cursor.fetchone()[0])
 
 
 def ch_bytes(ch: ClickHouse, tables: tuple[str, ...]) -> int:
