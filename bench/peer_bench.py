@@ -598,6 +598,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--note", default="", help="what else loaded the machine, for the written section")
     parser.add_argument("--keep", action="store_true", help="keep the database and the ClickHouse directory")
+    parser.add_argument("--suffix", default="peer_bench",
+                        help="the bench database is <default database>_<suffix> (another suffix keeps a kept one)")
     parser.add_argument("--reuse", metavar="DIR", help="measure again on the data a --keep run left (its ClickHouse "
                         "directory DIR and database), migrated to this code; same --days, same UTC day")
     parser.add_argument("--write", action="store_true", help=f"replace the '{SECTION}' section of docs/benchmarks.md")
@@ -608,11 +610,11 @@ def main(argv: list[str]) -> int:
         print("peer bench needs chdb: pip install -r requirements/bench.txt", file=sys.stderr)
         return 2
     if args.reuse:
-        with kept_database("peer_bench"):
+        with kept_database(args.suffix):
             return run(args, args.reuse)
     work = tempfile.mkdtemp(prefix="peer_bench_")
     try:
-        with bench_database("peer_bench", "default", keep=args.keep):
+        with bench_database(args.suffix, "default", keep=args.keep):
             return run(args, work)
     finally:
         if args.keep:
