@@ -216,8 +216,9 @@ class StoredLogEvent(models.Model):
     """A log record as readers see it: hot or packed (the view `telemetry_log_events_all`, migration 0007).
 
     The `chunk_*` fields describe the chunk the record is packed in (a hot record is its own chunk); filtering
-    on them lets PostgreSQL skip chunks without unpacking them: by their time, the Bloom filter of their trace
-    ids (none for a hot row) and, for search, the trigram index over their text (migration 0014).
+    on them lets PostgreSQL skip chunks without unpacking them: by their time and, for search, the trigram index
+    over their text (migration 0022) and the Bloom filter of its digit 5-grams (migration 0016). The chunks of one
+    trace are found through the hourly filter (migration 0021, `queries.stored.chunks_of_trace`).
     """
 
     pk = models.CompositePrimaryKey("id", "ts")
@@ -233,7 +234,6 @@ class StoredLogEvent(models.Model):
     attrs = models.JSONField(default=dict)
     chunk_first_ts = models.DateTimeField()
     chunk_last_ts = models.DateTimeField()
-    chunk_trace_bloom = models.BinaryField(null=True)
     chunk_text = models.TextField(null=True)
     chunk_packed = models.BooleanField(default=False)
     chunk_digit_bloom = models.BinaryField(null=True)  # of the digit 5-grams of a chunk's text (migration 0016)

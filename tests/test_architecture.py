@@ -179,7 +179,7 @@ def test_the_derived_lists_cover_the_storage_they_describe():
             "telemetry_trend_rollups_hourly", "telemetry_trace_index_all", "telemetry_log_chunks",
             "connection_metrics", "telemetry_bloom_has", "telemetry_chunk_text", "telemetry_bucket_sum",
             "telemetry_span_minutes", "telemetry_error_group_hours", "telemetry_metric_points_pending"} <= relations()
-    assert {"bucket_counts_wide", "sample_rows", "key_id", "chunk_first_ts", "chunk_trace_bloom", "chunk_text",
+    assert {"bucket_counts_wide", "sample_rows", "key_id", "chunk_first_ts", "chunk_digit_bloom", "chunk_text",
             "labels", "value_sum"} <= columns()
     # Columns of tables without a model come from the catalog: span aggregates, error groups, chunks.
     assert {"example_message", "fingerprint", "row_count", "trace_ids", "point_time_ns"} <= columns()

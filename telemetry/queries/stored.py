@@ -47,7 +47,7 @@ HOUR = timedelta(hours=1)
 
 def rows(model: type[Model]) -> QuerySet:
     """All rows of StoredLogEvent or StoredTraceEntry, from the read database, without the chunk fields
-    (filtered on, never read: a packed row's chunk bounds, its chunk's Bloom filter and, for logs, text)."""
+    (filtered on, never read: a packed row's chunk bounds and, for logs, its chunk's text and digit filter)."""
     chunk_fields = [field.name for field in model._meta.concrete_fields if field.name.startswith("chunk_")]
     return model.objects.using(read_alias()).defer(*chunk_fields)
 
@@ -80,7 +80,7 @@ def window_sql(start: datetime, end: datetime) -> tuple[str, list[datetime]]:
 
 
 def bloom_hashes(trace_id: uuid.UUID) -> list[int]:
-    """The three hashes the chunks' Bloom filters were built with for `trace_id` (migration 0007's
+    """The three hashes a chunk Bloom filter (today: of digit 5-grams) was built with for `trace_id` (migration 0007's
     `('x' || substr(md5(id::text), p, 8))::bit(32)::bigint`), for `telemetry_bloom_has` (migration 0014)."""
     digest = hashlib.md5(str(trace_id).encode()).hexdigest()  # noqa: S324 - the filter's hash, not a secret
     return [int(digest[probe:probe + 8], 16) for probe in BLOOM_PROBES]
