@@ -31,8 +31,11 @@ LOG_TABLE = LogEvent._meta.db_table
 TRACE_TABLE = TraceIndexEntry._meta.db_table
 LOG_CHUNKS = "telemetry_log_chunks"
 TRACE_CHUNKS = "telemetry_trace_chunks"
-# The hourly filter of the trace ids in the trace chunks (migration 0017, telemetry.queries.stored.of_trace).
+# The hourly filter of the trace ids in the trace and log chunks (migrations 0017 and 0021,
+# telemetry.queries.stored.chunks_of_trace).
 TRACE_HOURS = "telemetry_trace_hours"
+# Set for a transaction, the chunk tables' insert triggers leave the hourly filter to the caller (migration 0024).
+TRACE_HOURS_DEFERRED = "telemetry.trace_hours_deferred"
 LOG_VIEW = StoredLogEvent._meta.db_table
 TRACE_VIEW = StoredTraceEntry._meta.db_table
 # A chunk never spans more than this: readers widen a window's lower bound by it to find the chunks
@@ -304,6 +307,13 @@ def _unnested(shape: PackedShape, name: str) -> str:
     return f"telemetry_split_joined(c.{name}, c.row_count)" if name in shape.joined else f"c.{name}"
 
 
+def add_trace_hours(cursor, hour: datetime) -> None:
+    """Add the trace ids of every span and log chunk of `hour` to its rows of the hourly filter, as the chunk
+    tables' triggers do per statement (migration 0024's `telemetry_trace_hours_of`); a row changes only when a bit
+    does."""
+    cursor.execute("SELECT telemetry_trace_hours_of(%s)", [hour])
+
+
 def forget_trace_hours(cursor, cutoff: datetime) -> int:
     """Remove the hour-filter rows of the hours that end by `cutoff` (retention: their chunks are gone); the hour
     holding the cutoff keeps its row, whose bits of purged traces only make a look-up check that hour's chunks.
@@ -347,13 +357,23 @@ def pack_due(now: datetime | None = None, using: str = "default") -> PackReport:
     started = time.perf_counter()
     with job_run(Job.PACK, using=using) as details:
         try:
-            for shape in (LOGS, TRACES):
+            due = {shape: list(_hours_with_hot_rows(shape, report.horizon, using)) for shape in (LOGS, TRACES)}
+            for shape in due:
                 report.rows_packed[shape.hot_table] = report.hours_packed[shape.hot_table] = 0
-                for hour in _hours_with_hot_rows(shape, report.horizon, using):
-                    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-                        lock_partitions(cursor, shape.chunk_table)
-                        report.rows_packed[shape.hot_table] += pack_range(cursor, shape, hour, hour + CHUNK_SPAN)
-                    report.hours_packed[shape.hot_table] += 1
+            for hour in sorted(set().union(*due.values())):
+                # Both kinds of an hour in one transaction, its trace-filter rows written once after them: the
+                # chunk tables' triggers would write them per statement, the second time as an update of all
+                # 128 rows of the hour, which left a dead version of each until VACUUM.
+                with transaction.atomic(using=using), connections[using].cursor() as cursor:
+                    cursor.execute("SELECT set_config(%s, 'on', true)", [TRACE_HOURS_DEFERRED])
+                    for shape, hours in due.items():
+                        if hour in hours:
+                            lock_partitions(cursor, shape.chunk_table)
+                            report.rows_packed[shape.hot_table] += pack_range(cursor, shape, hour,
+                                                                              hour + CHUNK_SPAN)
+                            report.hours_packed[shape.hot_table] += 1
+                    add_trace_hours(cursor, hour)
+            for shape in due:
                 report.partitions_truncated += _truncate_emptied_partitions(shape.hot_table, report.horizon, using)
         finally:
             report.duration_ms = round((time.perf_counter() - started) * 1000)

@@ -28,6 +28,7 @@ from telemetry.packing import (
     LOG_VIEW,
     LOGS,
     TRACE_CHUNKS,
+    TRACE_HOURS,
     TRACE_TABLE,
     TRACE_VIEW,
     TRACES,
@@ -37,6 +38,7 @@ from telemetry.packing import (
     repack_chunks,
 )
 from telemetry.partitions import default_partition_name, partition_name
+from telemetry.queries import stored
 from telemetry.storage import insert_trace_rows
 from tests.factories import LogEventFactory, TraceIndexEntryFactory
 
@@ -201,6 +203,34 @@ def test_the_job_is_idempotent_and_packs_late_rows_of_a_packed_hour_into_further
     LogEventFactory(ts=HOUR + timedelta(minutes=7))
     assert pack_due(now=now).rows_packed[LOG_TABLE] == 1
     assert _count(LOG_VIEW) == 5 and _count(LOG_TABLE) == 0 and _count(LOG_CHUNKS) == 3
+
+
+def _ids_in_one_filter_block(count: int) -> list[uuid.UUID]:
+    """Trace ids whose bits fall in one block of the hourly filter: one row of it per hour holds them all."""
+    by_block: dict[int, list[uuid.UUID]] = {}
+    while True:
+        trace_id = uuid.uuid4()
+        block, _ = stored.hour_probes(trace_id)
+        by_block.setdefault(block, []).append(trace_id)
+        if len(by_block[block]) == count:
+            return by_block[block]
+
+
+@pytest.mark.django_db
+def test_the_job_writes_an_hours_trace_filter_row_once_for_its_logs_and_spans():
+    logged, spanned = _ids_in_one_filter_block(2)
+    LogEventFactory(ts=HOUR + timedelta(minutes=5), trace_id=logged.hex)
+    TraceIndexEntryFactory(ts=HOUR + timedelta(minutes=6), trace_id=spanned.hex)
+
+    pack_due(now=HOUR + timedelta(hours=3))
+
+    with connection.cursor() as cursor:  # this test's transaction: inserted once, never updated (a dead version)
+        cursor.execute("SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [TRACE_HOURS])
+        assert cursor.fetchone() == (1, 0)
+    assert stored.chunks_of_trace(LOG_CHUNKS, logged) and stored.chunks_of_trace(TRACE_CHUNKS, spanned)
+    TraceIndexEntryFactory(ts=HOUR + timedelta(minutes=7), trace_id=uuid.uuid4().hex)
+    pack_due(now=HOUR + timedelta(hours=3))  # a late span of the packed hour: its id is added to the row
+    assert stored.chunks_of_trace(TRACE_CHUNKS, spanned)
 
 
 @pytest.mark.django_db
