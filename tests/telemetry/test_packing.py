@@ -225,8 +225,11 @@ def test_the_job_writes_an_hours_trace_filter_row_once_for_its_logs_and_spans():
     pack_due(now=HOUR + timedelta(hours=3))
 
     with connection.cursor() as cursor:  # this test's transaction: inserted once, never updated (a dead version)
-        cursor.execute("SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [TRACE_HOURS])
-        assert cursor.fetchone() == (1, 0)
+        cursor.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [TRACE_HOURS])
+        assert cursor.fetchone() == (0,)
+        cursor.execute(f"SELECT count(*) FROM {TRACE_HOURS} WHERE hour = %s AND block = %s",
+                       [HOUR, stored.hour_probes(logged)[0]])
+        assert cursor.fetchone() == (1,)
     assert stored.chunks_of_trace(LOG_CHUNKS, logged) and stored.chunks_of_trace(TRACE_CHUNKS, spanned)
     TraceIndexEntryFactory(ts=HOUR + timedelta(minutes=7), trace_id=uuid.uuid4().hex)
     pack_due(now=HOUR + timedelta(hours=3))  # a late span of the packed hour: its id is added to the row
