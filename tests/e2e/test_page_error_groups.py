@@ -35,7 +35,7 @@ def empty_error_groups():
 def test_errors_are_grouped_by_the_servers_fingerprint_everywhere_and_a_group_opens_its_logs(page, asgi_server):
     make_user("e2e-admin", superuser=True)
     send_error_logs(asgi_server.url, [("db.pool", f"pool exhausted ({n * 37} waiting)", None) for n in range(1, 6)]
-                    + [("chat.send_failed", "message store timed out", None) for _ in range(2)])
+                    + [("chat.send_failed", "message store timed out", "ab" * 16) for _ in range(2)])
     open_command_center(page, "e2e-admin")
 
     # Overview: the top groups of 24 h, both new (first seen now), the larger first.
@@ -44,6 +44,7 @@ def test_errors_are_grouped_by_the_servers_fingerprint_everywhere_and_a_group_op
     expect(top.first).to_have_attribute("data-group", POOL.as_hex)
     expect(top.first).to_contain_text("5 ×")
     expect(top.first.get_by_text("New", exact=True)).to_be_visible()
+    expect(top.nth(1)).to_contain_text("Logs · trace abababab")  # two links, not one word "Logstrace"
     # The live feed keys its rows by the same group, not by a template of its own.
     feed = page.locator("#cc-feed .cc-feed-item")
     expect(feed).to_have_count(2)

@@ -40,6 +40,7 @@ function groupLinks(group, navigation) {
         event.preventDefault();
         navigation.openList("logs", logs);
       } }, "Logs") : null,
+    logs && traces ? " · " : null,  // two links side by side would read as one word
     traces ? el("a", { href: navigation.tracesForTrace(traces.trace_id), class: "cc-trace-link",
       "aria-label": `Latest trace of error group ${group.event}`,
       onclick: (event) => {
