@@ -12,65 +12,49 @@ of 3 days left the filter at twice its live size, ~3.4 bytes a span). Now:
 
 from django.db import migrations
 
-UPSERT = r"""
-    ON CONFLICT (block, hour) DO UPDATE SET bits = stored.bits | EXCLUDED.bits
-        WHERE stored.bits <> (stored.bits | EXCLUDED.bits)"""
-
-FORWARD_SQL = r"""
-CREATE OR REPLACE FUNCTION telemetry_trace_hours_add() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('telemetry.trace_hours_deferred', true) = 'on' THEN
-        RETURN NULL;  -- the packing job adds the hour's ids itself (telemetry_trace_hours_of)
-    END IF;
+# The trace ids of `chunks` (a relation `c` with `first_ts` and `trace_ids`) added to the rows of their hours.
+ADD_IDS_SQL = r"""
     INSERT INTO telemetry_trace_hours AS stored (block, hour, bits)
     SELECT k.block, t.hour, bit_or(k.mask)
-    FROM (SELECT DISTINCT date_trunc('hour', n.first_ts, 'UTC') AS hour, i.trace_id
-          FROM new_chunks n CROSS JOIN LATERAL unnest(n.trace_ids) AS i(trace_id)
-          WHERE i.trace_id IS NOT NULL) AS t
-    CROSS JOIN LATERAL telemetry_trace_hour_key(t.trace_id) AS k
-    GROUP BY 1, 2
-    ORDER BY 1, 2""" + UPSERT + r""";
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION telemetry_trace_hours_of(at_hour timestamptz) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO telemetry_trace_hours AS stored (block, hour, bits)
-    SELECT k.block, t.hour, bit_or(k.mask)
-    FROM (SELECT DISTINCT date_trunc('hour', at_hour, 'UTC') AS hour, i.trace_id
-          FROM (SELECT trace_ids FROM telemetry_trace_chunks
-                WHERE first_ts >= at_hour AND first_ts < at_hour + interval '1 hour'
-                UNION ALL
-                SELECT trace_ids FROM telemetry_log_chunks
-                WHERE first_ts >= at_hour AND first_ts < at_hour + interval '1 hour') AS c
-          CROSS JOIN LATERAL unnest(c.trace_ids) AS i(trace_id)
-          WHERE i.trace_id IS NOT NULL) AS t
-    CROSS JOIN LATERAL telemetry_trace_hour_key(t.trace_id) AS k
-    GROUP BY 1, 2
-    ORDER BY 1, 2""" + UPSERT + r"""
-$$;
-COMMENT ON FUNCTION telemetry_trace_hours_of(timestamptz) IS
-    'adds the trace ids of every span and log chunk of the hour starting at at_hour to the hourly filter';
-"""
-
-# Migration 0021's trigger function.
-REVERSE_SQL = r"""
-DROP FUNCTION telemetry_trace_hours_of(timestamptz);
-CREATE OR REPLACE FUNCTION telemetry_trace_hours_add() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO telemetry_trace_hours AS stored (block, hour, bits)
-    SELECT k.block, t.hour, bit_or(k.mask)
-    FROM (SELECT DISTINCT date_trunc('hour', n.first_ts, 'UTC') AS hour, i.trace_id
-          FROM new_chunks n CROSS JOIN LATERAL unnest(n.trace_ids) AS i(trace_id)
+    FROM (SELECT DISTINCT date_trunc('hour', c.first_ts, 'UTC') AS hour, i.trace_id
+          FROM {chunks} CROSS JOIN LATERAL unnest(c.trace_ids) AS i(trace_id)
           WHERE i.trace_id IS NOT NULL) AS t
     CROSS JOIN LATERAL telemetry_trace_hour_key(t.trace_id) AS k
     GROUP BY 1, 2
     ORDER BY 1, 2
-    ON CONFLICT (block, hour) DO UPDATE SET bits = stored.bits | EXCLUDED.bits;
+    ON CONFLICT (block, hour) DO UPDATE SET bits = stored.bits | EXCLUDED.bits{only_if_changed}"""
+IF_CHANGED = "\n        WHERE stored.bits <> (stored.bits | EXCLUDED.bits)"
+
+TRIGGER_SQL = r"""
+CREATE OR REPLACE FUNCTION telemetry_trace_hours_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{deferred}{add_ids};
     RETURN NULL;
 END
 $$;
 """
+DEFERRED = r"""
+    IF current_setting('telemetry.trace_hours_deferred', true) = 'on' THEN
+        RETURN NULL;  -- the packing job adds the hour's ids itself (telemetry_trace_hours_of)
+    END IF;"""
+
+HOUR_CHUNKS = r"""(SELECT first_ts, trace_ids FROM telemetry_trace_chunks
+                WHERE first_ts >= at_hour AND first_ts < at_hour + interval '1 hour'
+                UNION ALL
+                SELECT first_ts, trace_ids FROM telemetry_log_chunks
+                WHERE first_ts >= at_hour AND first_ts < at_hour + interval '1 hour') AS c"""
+
+FORWARD_SQL = (
+    TRIGGER_SQL.format(deferred=DEFERRED,
+                       add_ids=ADD_IDS_SQL.format(chunks="new_chunks c", only_if_changed=IF_CHANGED))
+    + "CREATE FUNCTION telemetry_trace_hours_of(at_hour timestamptz) RETURNS void LANGUAGE sql AS $$"
+    + ADD_IDS_SQL.format(chunks=HOUR_CHUNKS, only_if_changed=IF_CHANGED)
+    + "\n$$;\n"
+    + "COMMENT ON FUNCTION telemetry_trace_hours_of(timestamptz) IS\n"
+    + "    'adds the trace ids of every span and log chunk of the hour starting at at_hour to the hourly filter';\n"
+)
+# Migration 0021's trigger function.
+REVERSE_SQL = "DROP FUNCTION telemetry_trace_hours_of(timestamptz);\n" + TRIGGER_SQL.format(
+    deferred="", add_ids=ADD_IDS_SQL.format(chunks="new_chunks c", only_if_changed=""))
 
 
 class Migration(migrations.Migration):
