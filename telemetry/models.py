@@ -283,9 +283,9 @@ class StoredTraceEntry(StoredSpan):
 
 
 class StoredTraceLookup(StoredSpan):
-    """The same rows read position by position (the view `telemetry_trace_index_lookup`, migration 0017): for
-    the spans of one trace, where unnesting every column of each chunk holding it would cost far more."""
+    """The spans of one trace (the function `telemetry_spans_of_trace`, migration 0025), read position by position
+    from the few chunks holding it: only through `queries.stored.spans_of_trace`, which names its arguments."""
 
     class Meta:
         managed = False
-        db_table = "telemetry_trace_index_lookup"
+        db_table = "telemetry_spans_of_trace"

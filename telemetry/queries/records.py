@@ -142,8 +142,9 @@ def spans(
 ) -> QuerySet[StoredTraceEntry]:
     """Kept spans with start <= ts < end; `status` "error" or "slow" (by `slow`) keeps only those."""
     # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking. One trace's
-    # spans are read position by position from the few chunks holding it (StoredTraceLookup).
-    found = stored.rows(StoredTraceLookup if trace_id else StoredTraceEntry).filter(stored.window(start, end))
+    # spans are read position by position from the few chunks holding it.
+    found = stored.spans_of_trace(trace_id, start, end) if trace_id else stored.rows(StoredTraceEntry)
+    found = found.filter(stored.window(start, end))
     if status == "error":
         found = found.filter(ERROR_CONDITION)
     elif status == "slow":
@@ -154,8 +155,6 @@ def spans(
         found = found.filter(route=route)
     if duration_min is not None:
         found = found.filter(duration_ms__gte=duration_min)
-    if trace_id:
-        found = found.filter(stored.of_trace(trace_id, start, end))
     return found
 
 

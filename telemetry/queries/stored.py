@@ -7,7 +7,8 @@ on `chunk_first_ts`, the chunk tables' partition key, when it picks the partitio
 row they are conditions on its own columns.
 
 A trace is looked for through the hour filter of migrations 0017 and 0021 (one block of a Bloom filter per hour:
-`hour_probes`), then the trace ids of the span or log chunks of its candidate hours (`chunks_of_trace`). A search
+`hour_probes`), then the trace ids of the span or log chunks of its candidate hours (`chunks_of_trace`); a trace's spans
+are then read from those chunks' positions only (`spans_of_trace`, migration 0025). A search
 term is looked for with the trigram index over the text of each log chunk (migration 0014).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.db import connections
@@ -30,9 +32,10 @@ from django.db.models import (
     QuerySet,
     Value,
 )
+from django.db.models.sql.datastructures import BaseTable
 
 from kaiku_ops.db_routers import read_alias
-from telemetry.models import StoredSpan
+from telemetry.models import StoredSpan, StoredTraceLookup
 from telemetry.packing import CHUNK_SPAN, LOG_CHUNKS, TRACE_CHUNKS, TRACE_HOURS
 
 # Where the Bloom filter's three probes (migration 0007) take 32 bits of the md5 hex digest of a trace id.
@@ -126,8 +129,51 @@ class _OfTrace(Expression):
         return condition.resolve_expression(query, allow_joins, reuse, summarize, for_save)
 
 
-def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
-                    ) -> list[datetime]:
+def spans_of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None) -> QuerySet:
+    """The stored spans of one trace (32 lower-case hex digits), hot or packed, as a queryset of StoredTraceLookup to
+    filter further: of the chunks that hold it in the hours of [start, end) (all hours when not given), only the
+    positions of its spans are read (migration 0025)."""
+    found = rows(StoredTraceLookup)
+    try:
+        packed_id = uuid.UUID(hex=trace_id)
+    except ValueError:
+        return found.none()  # not a trace id any stored row can have: still a valid (empty) answer, never an error
+    query = found.query
+    alias = query.get_initial_alias()
+    query.alias_map[alias] = _SpansOfTrace(query.alias_map[alias].table_name, alias,
+                                           (packed_id, tuple(chunks_of_trace(TRACE_CHUNKS, packed_id, start, end))))
+    return found.filter(trace_id=trace_id)
+
+
+class _SpansOfTrace(BaseTable):
+    """StoredTraceLookup's table: FROM `telemetry_spans_of_trace(trace, chunk_starts)` under the model's table name
+    (Django has no table functions). The arguments go as parameters, which PostgreSQL gets as constants (client-side
+    binding): it inlines the SQL function and plans only the chunk partitions of `chunk_starts`."""
+
+    def __init__(self, table_name: str, alias: str, arguments: tuple[uuid.UUID, tuple[datetime, ...]]):
+        super().__init__(table_name, alias)
+        self.arguments = arguments
+
+    def as_sql(self, compiler, connection):
+        sql, params = spans_of_trace_sql(*self.arguments)
+        return f"{sql} {compiler.quote_name_unless_alias(self.table_alias)}", params
+
+    def relabeled_clone(self, change_map):
+        return self.__class__(self.table_name, change_map.get(self.table_alias, self.table_alias), self.arguments)
+
+    @property
+    def identity(self):
+        return self.__class__, self.table_name, self.table_alias, self.arguments
+
+
+def spans_of_trace_sql(trace_id: uuid.UUID, chunk_starts: Iterable[datetime]) -> tuple[str, list]:
+    """The call of `telemetry_spans_of_trace` that reads `trace_id`'s spans, hot and of the chunks that begin at
+    `chunk_starts` (`chunks_of_trace`), for a FROM clause: its SQL and parameters."""
+    return f"{StoredTraceLookup._meta.db_table}(%s::uuid, %s::timestamptz[])", [trace_id, list(chunk_starts)]
+
+
+def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None,
+                    using: str | None = None) -> list[datetime]:
     """The `first_ts` of the chunks (of TRACE_CHUNKS or LOG_CHUNKS) that hold `trace_id`, of the hours of
     [start, end) when given, else of all.
 
@@ -145,7 +191,7 @@ def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = N
         hours_sql += " AND hour < %s"
         params.append(end)
     hours_sql += " AND (" + " & ".join(["get_bit(bits, %s)"] * len(probes)) + ") = 1"
-    with connections[read_alias()].cursor() as cursor:
+    with connections[using or read_alias()].cursor() as cursor:
         cursor.execute(hours_sql, [*params, *probes])
         hours = [hour for (hour,) in cursor.fetchall()]
         if not hours:

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from telemetry.models import StoredLogEvent, StoredTraceEntry, StoredTraceLookup
+from telemetry.models import StoredLogEvent, StoredTraceEntry
 from telemetry.packing import LOG_CHUNKS, TRACE_CHUNKS
 from telemetry.queries import records, stored
 from tests.command_center.selectors.packed_data import pack, read_id
@@ -149,8 +149,11 @@ def test_a_trace_is_found_through_the_hour_filter_and_only_its_chunks_are_unpack
     pack(now - timedelta(hours=10), now - timedelta(hours=1))
     window = stored.window(now - timedelta(hours=9), now)
 
-    for model, expected in ((StoredTraceEntry, "db"), (StoredTraceLookup, "db"), (StoredLogEvent, "ws")):
-        found = stored.rows(model).filter(window, stored.of_trace(wanted, now - timedelta(hours=9), now))
+    of_trace = stored.of_trace(wanted, now - timedelta(hours=9), now)
+    for found, expected in ((stored.rows(StoredTraceEntry).filter(window, of_trace), "db"),
+                            (stored.spans_of_trace(wanted, now - timedelta(hours=9), now).filter(window), "db"),
+                            (stored.rows(StoredLogEvent).filter(window, of_trace), "ws")):
+        model = found.model
         plan = analyzed(found)
         assert unpacked(plan) == 1
         chunks = LOG_CHUNKS if model is StoredLogEvent else TRACE_CHUNKS
@@ -188,6 +191,33 @@ def test_a_trace_is_found_hot_and_packed_alike(now):
         now - timedelta(hours=3), now - timedelta(minutes=10)]
 
 
+def test_the_spans_of_a_trace_are_read_from_the_positions_that_hold_it(now):
+    wanted = uuid.uuid4().hex
+    for minute in range(0, 60, 2):  # a chunk of 30 spans, of which the trace's are 3
+        TraceIndexEntryFactory(ts=now - timedelta(hours=3, minutes=minute), domain="api",
+                               trace_id=wanted if minute in (10, 20, 30) else uuid.uuid4().hex)
+    TraceIndexEntryFactory(ts=now - timedelta(minutes=10), trace_id=wanted)
+    pack(now - timedelta(hours=4), now - timedelta(hours=1))
+    TraceIndexEntryFactory(ts=now - timedelta(hours=3, minutes=5), trace_id=wanted)  # late: hot in a packed hour
+    start = now - timedelta(hours=5)
+    everything = stored.rows(StoredTraceEntry).filter(stored.window(start, now))
+    expected = sorted((row.ts, row.id, row.duration_ms, row.route) for row in everything.filter(trace_id=wanted))
+    assert len(expected) == 5
+
+    found = stored.spans_of_trace(wanted, start, now).filter(stored.window(start, now))
+    assert sorted((row.ts, row.id, row.duration_ms, row.route) for row in found) == expected
+    assert all(row.trace_id == wanted for row in found)
+    # the filters a page adds are checked against the function's rows
+    assert found.filter(duration_ms__gte=0).exclude(ts=expected[-1][0]).count() == 4
+    assert not stored.spans_of_trace(wanted, now - timedelta(days=2), now - timedelta(days=1)).filter(
+        stored.window(now - timedelta(days=2), now - timedelta(days=1))).exists()
+    # one chunk unpacked, position by position: no unnest of its 30 trace ids
+    plan = analyzed(found)
+    assert unpacked(plan) == 1
+    assert sum(node.get("Actual Rows", 0) * node["Actual Loops"] for node in nodes(plan)
+               if node["Node Type"] == "Function Scan") == 3
+
+
 @pytest.mark.parametrize("trace_id", ["not-a-trace-id", "", "AB" * 16, "ab" * 17])
 def test_a_trace_id_no_row_can_have_matches_nothing(now, trace_id):
     LogEventFactory(ts=now - timedelta(hours=2), trace_id="ab" * 16)
@@ -196,6 +226,8 @@ def test_a_trace_id_no_row_can_have_matches_nothing(now, trace_id):
     for model in (StoredLogEvent, StoredTraceEntry):
         assert not stored.rows(model).filter(stored.of_trace(trace_id)).exists()
         assert stored.rows(model).filter(stored.of_trace("ab" * 16)).exists()
+    assert not stored.spans_of_trace(trace_id).exists()
+    assert stored.spans_of_trace("ab" * 16).exists()
 
 
 @pytest.mark.parametrize("term", ["Quota", "quota exceeded", "50%", "a_b", "ü"])
