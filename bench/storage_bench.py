@@ -47,6 +47,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from bench import realistic_data  # noqa: E402
 from bench.bench_database import bench_database  # noqa: E402
 from telemetry.contract import CATALOGUE, Kind, Label, Metric  # noqa: E402
+from telemetry.models import StoredTraceLookup  # noqa: E402
 from telemetry.packing import (  # noqa: E402
     CHUNK_SPAN,
     LOG_CHUNKS,
@@ -386,8 +387,8 @@ def run(days: int, scale: float, args) -> int:
         # first (two small queries, not timed here).
         def one_trace(trace_id: str, start: datetime) -> tuple[str, list]:
             packed_id = uuid.UUID(hex=trace_id)
-            spans, params = stored.spans_of_trace_sql(
-                packed_id, stored.chunks_of_trace(TRACE_CHUNKS, packed_id, start, now, using=ALIAS))
+            spans, params = stored.of_trace_sql(
+                StoredTraceLookup, packed_id, stored.chunks_of_trace(TRACE_CHUNKS, packed_id, start, now, using=ALIAS))
             return f"SELECT * FROM {spans} AS spans WHERE {window(start, now)}", params
         queries = {
             "latest 100 ERROR logs, 24 h": (

@@ -212,8 +212,8 @@ class ServiceInstance(models.Model):
         return f"{self.service} {self.instance_id or '(no instance id)'} {self.version or ''}".rstrip()
 
 
-class StoredLogEvent(models.Model):
-    """A log record as readers see it: hot or packed (the view `telemetry_log_events_all`, migration 0007).
+class StoredLog(models.Model):
+    """A log record as readers see it: hot or packed.
 
     The `chunk_*` fields describe the chunk the record is packed in (a hot record is its own chunk); filtering
     on them lets PostgreSQL skip chunks without unpacking them: by their time and, for search, the trigram index
@@ -239,11 +239,28 @@ class StoredLogEvent(models.Model):
     chunk_digit_bloom = models.BinaryField(null=True)  # of the digit 5-grams of a chunk's text (migration 0016)
 
     class Meta:
-        managed = False
-        db_table = "telemetry_log_events_all"
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.level} {self.event} @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class StoredLogEvent(StoredLog):
+    """Every stored log record (the view `telemetry_log_events_all`, migration 0007)."""
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_log_events_all"
+
+
+class StoredLogLookup(StoredLog):
+    """The log records of one trace (the function `telemetry_logs_of_trace`, migration 0026), read position by
+    position from the few chunks holding it: only through `queries.stored.logs_of_trace`, which names its
+    arguments."""
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_logs_of_trace"
 
 
 class StoredSpan(models.Model):

@@ -20,7 +20,7 @@ from django.db.models import BooleanField, F, Func, Q, QuerySet
 from kaiku_ops.db_routers import read_alias
 from telemetry import packing, span_errors
 from telemetry.ingest.traces import DOMAIN_DB
-from telemetry.models import StoredLogEvent, StoredTraceEntry, StoredTraceLookup
+from telemetry.models import StoredLogEvent, StoredLogLookup, StoredTraceEntry, StoredTraceLookup
 from telemetry.queries import stored
 
 
@@ -94,8 +94,10 @@ class SpanRecord:
         return self.duration_ms >= thresholds.for_domain(self.domain)
 
 
-_RECORDS = {StoredLogEvent: LogRecord, StoredTraceEntry: SpanRecord, StoredTraceLookup: SpanRecord}
-_PACKED_SHAPES = {StoredLogEvent: packing.LOGS, StoredTraceEntry: packing.TRACES, StoredTraceLookup: packing.TRACES}
+_RECORDS = {StoredLogEvent: LogRecord, StoredLogLookup: LogRecord, StoredTraceEntry: SpanRecord,
+            StoredTraceLookup: SpanRecord}
+_PACKED_SHAPES = {StoredLogEvent: packing.LOGS, StoredLogLookup: packing.LOGS, StoredTraceEntry: packing.TRACES,
+                  StoredTraceLookup: packing.TRACES}
 _FIELDS = {model: tuple(field.name for field in fields(record)) for model, record in _RECORDS.items()}
 
 
@@ -115,7 +117,8 @@ def logs(
 ) -> QuerySet[StoredLogEvent]:
     """Log records with start <= ts < end matching every filter given (`search`: in event or message)."""
     # level, domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
-    found = stored.rows(StoredLogEvent).filter(stored.window(start, end))
+    found = stored.logs_of_trace(trace_id, start, end) if trace_id else stored.rows(StoredLogEvent)
+    found = found.filter(stored.window(start, end))
     if level:
         found = found.filter(level=level)
     if domain:
@@ -124,8 +127,6 @@ def logs(
         found = found.filter(service=service)
     if search:
         found = found.filter(stored.containing(search))
-    if trace_id:
-        found = found.filter(stored.of_trace(trace_id, start, end))
     return found
 
 
@@ -192,9 +193,10 @@ def newest_first(queryset: QuerySet) -> QuerySet:
 def newest_rows(queryset: QuerySet, start: datetime, end: datetime, count: int) -> list:
     """Up to `count` rows of `queryset` (of `logs` or `spans`) with start <= ts < end, newest first."""
     rows: list = []
-    # One trace's spans are few and found through the hour filter whatever the window: slices would only repeat
-    # that look-up (and its planning over every day partition) once per slice.
-    slices = [stored.window(start, end)] if queryset.model is StoredTraceLookup else newest_first_slices(start, end)
+    # One trace's rows are few and found through the hour filter whatever the window: slices would only repeat
+    # the planning over every day partition of the hot rows once per slice.
+    one_trace = queryset.model in (StoredTraceLookup, StoredLogLookup)
+    slices = [stored.window(start, end)] if one_trace else newest_first_slices(start, end)
     for in_slice in slices:
         rows += newest_first(queryset.filter(in_slice))[: count - len(rows)]
         if len(rows) >= count:

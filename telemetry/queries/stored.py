@@ -35,7 +35,7 @@ from django.db.models import (
 from django.db.models.sql.datastructures import BaseTable
 
 from kaiku_ops.db_routers import read_alias
-from telemetry.models import StoredSpan, StoredTraceLookup
+from telemetry.models import StoredLogLookup, StoredSpan, StoredTraceLookup
 from telemetry.packing import CHUNK_SPAN, LOG_CHUNKS, TRACE_CHUNKS, TRACE_HOURS
 
 # Where the Bloom filter's three probes (migration 0007) take 32 bits of the md5 hex digest of a trace id.
@@ -133,29 +133,43 @@ def spans_of_trace(trace_id: str, start: datetime | None = None, end: datetime |
     """The stored spans of one trace (32 lower-case hex digits), hot or packed, as a queryset of StoredTraceLookup to
     filter further: of the chunks that hold it in the hours of [start, end) (all hours when not given), only the
     positions of its spans are read (migration 0025)."""
-    found = rows(StoredTraceLookup)
+    return _of_trace(StoredTraceLookup, trace_id, start, end)
+
+
+def logs_of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None) -> QuerySet:
+    """The stored log records of one trace, as `spans_of_trace` has its spans: a queryset of StoredLogLookup
+    (migration 0026)."""
+    return _of_trace(StoredLogLookup, trace_id, start, end)
+
+
+# The chunks each lookup model reads, its function's arguments named (migrations 0025 and 0026).
+_LOOKUP_CHUNKS = {StoredTraceLookup: TRACE_CHUNKS, StoredLogLookup: LOG_CHUNKS}
+
+
+def _of_trace(model: type[Model], trace_id: str, start: datetime | None, end: datetime | None) -> QuerySet:
+    found = rows(model)
     try:
         packed_id = uuid.UUID(hex=trace_id)
     except ValueError:
         return found.none()  # not a trace id any stored row can have: still a valid (empty) answer, never an error
+    chunk_starts = tuple(chunks_of_trace(_LOOKUP_CHUNKS[model], packed_id, start, end))
     query = found.query
     alias = query.get_initial_alias()
-    query.alias_map[alias] = _SpansOfTrace(query.alias_map[alias].table_name, alias,
-                                           (packed_id, tuple(chunks_of_trace(TRACE_CHUNKS, packed_id, start, end))))
+    query.alias_map[alias] = _OfTraceTable(query.alias_map[alias].table_name, alias, (model, packed_id, chunk_starts))
     return found.filter(trace_id=trace_id)
 
 
-class _SpansOfTrace(BaseTable):
-    """StoredTraceLookup's table: FROM `telemetry_spans_of_trace(trace, chunk_starts)` under the model's table name
-    (Django has no table functions). The arguments go as parameters, which PostgreSQL gets as constants (client-side
-    binding): it inlines the SQL function and plans only the chunk partitions of `chunk_starts`."""
+class _OfTraceTable(BaseTable):
+    """A lookup model's table: FROM its function of (trace, chunk_starts) under the model's table name (Django has no
+    table functions). The arguments go as parameters, which PostgreSQL gets as constants (client-side binding): it
+    inlines the SQL function and plans only the chunk partitions of `chunk_starts`."""
 
-    def __init__(self, table_name: str, alias: str, arguments: tuple[uuid.UUID, tuple[datetime, ...]]):
+    def __init__(self, table_name: str, alias: str, arguments: tuple[type[Model], uuid.UUID, tuple[datetime, ...]]):
         super().__init__(table_name, alias)
         self.arguments = arguments
 
     def as_sql(self, compiler, connection):
-        sql, params = spans_of_trace_sql(*self.arguments)
+        sql, params = of_trace_sql(*self.arguments)
         return f"{sql} {compiler.quote_name_unless_alias(self.table_alias)}", params
 
     def relabeled_clone(self, change_map):
@@ -166,10 +180,10 @@ class _SpansOfTrace(BaseTable):
         return self.__class__, self.table_name, self.table_alias, self.arguments
 
 
-def spans_of_trace_sql(trace_id: uuid.UUID, chunk_starts: Iterable[datetime]) -> tuple[str, list]:
-    """The call of `telemetry_spans_of_trace` that reads `trace_id`'s spans, hot and of the chunks that begin at
-    `chunk_starts` (`chunks_of_trace`), for a FROM clause: its SQL and parameters."""
-    return f"{StoredTraceLookup._meta.db_table}(%s::uuid, %s::timestamptz[])", [trace_id, list(chunk_starts)]
+def of_trace_sql(model: type[Model], trace_id: uuid.UUID, chunk_starts: Iterable[datetime]) -> tuple[str, list]:
+    """The call of the function of StoredTraceLookup or StoredLogLookup that reads `trace_id`'s rows, hot and of the
+    chunks that begin at `chunk_starts` (`chunks_of_trace`), for a FROM clause: its SQL and parameters."""
+    return f"{model._meta.db_table}(%s::uuid, %s::timestamptz[])", [trace_id, list(chunk_starts)]
 
 
 def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None,

@@ -150,13 +150,13 @@ def test_a_trace_is_found_through_the_hour_filter_and_only_its_chunks_are_unpack
     window = stored.window(now - timedelta(hours=9), now)
 
     of_trace = stored.of_trace(wanted, now - timedelta(hours=9), now)
-    for found, expected in ((stored.rows(StoredTraceEntry).filter(window, of_trace), "db"),
-                            (stored.spans_of_trace(wanted, now - timedelta(hours=9), now).filter(window), "db"),
-                            (stored.rows(StoredLogEvent).filter(window, of_trace), "ws")):
-        model = found.model
+    for found, expected, chunks in (
+            (stored.rows(StoredTraceEntry).filter(window, of_trace), "db", TRACE_CHUNKS),
+            (stored.spans_of_trace(wanted, now - timedelta(hours=9), now).filter(window), "db", TRACE_CHUNKS),
+            (stored.logs_of_trace(wanted, now - timedelta(hours=9), now).filter(window), "ws", LOG_CHUNKS),
+            (stored.rows(StoredLogEvent).filter(window, of_trace), "ws", LOG_CHUNKS)):
         plan = analyzed(found)
         assert unpacked(plan) == 1
-        chunks = LOG_CHUNKS if model is StoredLogEvent else TRACE_CHUNKS
         # planned for the one chunk partition of the trace's hour only
         assert len({name for name in relations(plan) if name.startswith(chunks + "_")}) == 1
         assert [(row.trace_id, row.domain) for row in found] == [(wanted, expected)]
@@ -218,6 +218,34 @@ def test_the_spans_of_a_trace_are_read_from_the_positions_that_hold_it(now):
                if node["Node Type"] == "Function Scan") == 3
 
 
+def test_the_logs_of_a_trace_are_read_from_the_positions_that_hold_it(now):
+    wanted = uuid.uuid4().hex
+    for minute in range(0, 60, 2):  # one chunk (an hour, one level) of 30 records, of which the trace's are 3
+        traced = minute in (10, 20, 30)
+        LogEventFactory(ts=now - timedelta(hours=4, minutes=-minute), level="WARN",
+                        service="api" if minute % 4 else "gateway", domain="ws" if minute % 3 else "voice",
+                        message="" if minute == 20 else f"message {minute} with a run of words",
+                        trace_id=wanted if traced else (uuid.uuid4().hex if minute % 5 else None),
+                        attrs={"minute": minute} if traced else {})
+    LogEventFactory(ts=now - timedelta(minutes=10), trace_id=wanted)
+    pack(now - timedelta(hours=5), now - timedelta(hours=1))
+    LogEventFactory(ts=now - timedelta(hours=4, minutes=-5), trace_id=wanted)  # late: hot in a packed hour
+    start = now - timedelta(hours=5)
+    columns = ("ts", "id", "level", "service", "domain", "event", "message", "trace_id", "span_id", "attrs")
+    expected = sorted(stored.rows(StoredLogEvent).filter(stored.window(start, now), trace_id=wanted).values_list(
+        *columns))
+    assert len(expected) == 5
+
+    found = stored.logs_of_trace(wanted, start, now).filter(stored.window(start, now))
+    assert sorted(found.values_list(*columns)) == expected
+    assert sorted(row.ts for row in records.logs(start, now, trace_id=wanted, search="run of")) == [
+        now - timedelta(hours=4, minutes=-10), now - timedelta(hours=4, minutes=-30)]
+    plan = analyzed(found)
+    assert unpacked(plan) == 1
+    assert sum(node.get("Actual Rows", 0) * node["Actual Loops"] for node in nodes(plan)
+               if node["Node Type"] == "Function Scan") == 3
+
+
 @pytest.mark.parametrize("trace_id", ["not-a-trace-id", "", "AB" * 16, "ab" * 17])
 def test_a_trace_id_no_row_can_have_matches_nothing(now, trace_id):
     LogEventFactory(ts=now - timedelta(hours=2), trace_id="ab" * 16)
@@ -226,8 +254,9 @@ def test_a_trace_id_no_row_can_have_matches_nothing(now, trace_id):
     for model in (StoredLogEvent, StoredTraceEntry):
         assert not stored.rows(model).filter(stored.of_trace(trace_id)).exists()
         assert stored.rows(model).filter(stored.of_trace("ab" * 16)).exists()
-    assert not stored.spans_of_trace(trace_id).exists()
-    assert stored.spans_of_trace("ab" * 16).exists()
+    for of_trace in (stored.spans_of_trace, stored.logs_of_trace):
+        assert not of_trace(trace_id).exists()
+        assert of_trace("ab" * 16).exists()
 
 
 @pytest.mark.parametrize("term", ["Quota", "quota exceeded", "50%", "a_b", "ü"])
