@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -47,7 +46,6 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from bench import realistic_data  # noqa: E402
 from bench.bench_database import bench_database  # noqa: E402
 from telemetry.contract import CATALOGUE, Kind, Label, Metric  # noqa: E402
-from telemetry.models import StoredTraceLookup  # noqa: E402
 from telemetry.packing import (  # noqa: E402
     CHUNK_SPAN,
     LOG_CHUNKS,
@@ -383,13 +381,12 @@ def run(days: int, scale: float, args) -> int:
         day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
         recent_trace = a_trace(cursor, fill_days[-1] + timedelta(hours=23))
         week_trace = a_trace(cursor, fill_days[max(len(fill_days) - 5, 0)])
-        # A trace look-up as the API runs it (queries.stored.spans_of_trace), its chunks named by the hour filter
-        # first (two small queries, not timed here).
+        # A trace look-up as the API runs it (queries.stored.spans_of_trace), after its hour-filter query (not timed).
         def one_trace(trace_id: str, start: datetime) -> tuple[str, list]:
-            packed_id = uuid.UUID(hex=trace_id)
-            spans, params = stored.of_trace_sql(
-                StoredTraceLookup, packed_id, stored.chunks_of_trace(TRACE_CHUNKS, packed_id, start, now, using=ALIAS))
-            return f"SELECT * FROM {spans} AS spans WHERE {window(start, now)}", params
+            found = stored.spans_of_trace(trace_id, start, now, using=ALIAS).filter(ts__gte=start, ts__lt=now)
+            sql, params = found.query.sql_with_params()
+            return sql, list(params)
+
         queries = {
             "latest 100 ERROR logs, 24 h": (
                 f"SELECT * FROM {LOG_VIEW} WHERE level = 'ERROR' AND {window(day_ago, now)}"

@@ -1,13 +1,13 @@
-"""One trace's log records are read through a function, `telemetry_logs_of_trace(trace, chunk_starts)`, as its spans
-are since migration 0025.
+"""One trace's log records are read through a function, `telemetry_logs_of_trace(trace, chunk_starts)`, as its spans are
+since migration 0025.
 
 Through the view `telemetry_log_events_all`, each log chunk holding the trace was unpacked whole: its events and
 messages split into arrays of up to 3,000 values and every column unnested, to keep the few rows of the trace. The
 function finds the trace's positions in the chunk's trace ids (`array_positions`) and reads only those: a subscript of
 each array, the n-th value of the joined events and messages (`split_part`: the separator never occurs in stored
-text, migration 0016). It is plain SQL, inlined into the calling query with its arguments as constants, so only the
-chunk partitions of `chunk_starts` are planned and read, and the caller's conditions reach both sides. Its columns
-are the view's. The view stays: every other read of logs goes through it. The SQL is frozen as this migration runs it.
+text, migration 0016), each once a row. It is plain SQL, inlined into the calling query with its arguments as
+constants, and the caller's conditions reach both sides (as for spans, migration 0025). Its columns are the view's.
+The view stays: every other read of logs goes through it. The SQL is frozen as this migration runs it.
 """
 
 from django.db import migrations, models
@@ -26,16 +26,18 @@ FROM telemetry_log_events e
 WHERE e.trace_id = replace(trace::text, '-', '')
 UNION ALL
 SELECT r.ts,
-       telemetry_log_row_id(r.ts, c.level, c.services[p.n], c.domains[p.n], r.event, r.message,
-                            replace(trace::text, '-', ''), r.span_id, c.attrs[p.n]),
-       c.level, c.services[p.n], c.domains[p.n], r.event, r.message, replace(trace::text, '-', ''), r.span_id,
-       c.attrs[p.n], c.first_ts, c.last_ts, telemetry_log_chunk_text(c.events, c.messages), true, c.digit_bloom
+       telemetry_log_row_id(r.ts, c.level, r.service, r.domain, r.event, r.message, replace(trace::text, '-', ''),
+                            r.span_id, r.attrs),
+       c.level, r.service, r.domain, r.event, r.message, replace(trace::text, '-', ''), r.span_id, r.attrs,
+       c.first_ts, c.last_ts, telemetry_log_chunk_text(c.events, c.messages), true, c.digit_bloom
 FROM telemetry_log_chunks c
 CROSS JOIN LATERAL unnest(array_positions(c.trace_ids, trace)) AS p(n)
+-- OFFSET 0 keeps the values in this subquery: each array and text is read once a row (see migration 0025).
 CROSS JOIN LATERAL (SELECT telemetry_log_ts(c.first_ts, c.ts[p.n]) AS ts,
                            split_part(c.events, E'\x1e', p.n) AS event,
                            split_part(c.messages, E'\x1e', p.n) AS message,
-                           lpad(to_hex(c.span_ids[p.n]), 16, '0') AS span_id) AS r
+                           lpad(to_hex(c.span_ids[p.n]), 16, '0') AS span_id,
+                           c.services[p.n] AS service, c.domains[p.n] AS domain, c.attrs[p.n] AS attrs OFFSET 0) AS r
 WHERE c.first_ts = ANY(chunk_starts)
 $$;
 COMMENT ON FUNCTION telemetry_logs_of_trace(uuid, timestamptz[]) IS

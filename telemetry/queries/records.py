@@ -117,8 +117,8 @@ def logs(
 ) -> QuerySet[StoredLogEvent]:
     """Log records with start <= ts < end matching every filter given (`search`: in event or message)."""
     # level, domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking.
-    found = stored.logs_of_trace(trace_id, start, end) if trace_id else stored.rows(StoredLogEvent)
-    found = found.filter(stored.window(start, end))
+    found = (stored.logs_of_trace(trace_id, start, end) if trace_id else stored.rows(StoredLogEvent)).filter(
+        _in_window(bool(trace_id), start, end))
     if level:
         found = found.filter(level=level)
     if domain:
@@ -144,8 +144,8 @@ def spans(
     """Kept spans with start <= ts < end; `status` "error" or "slow" (by `slow`) keeps only those."""
     # domain and service are segment columns: PostgreSQL checks them on the chunk, before unpacking. One trace's
     # spans are read position by position from the few chunks holding it.
-    found = stored.spans_of_trace(trace_id, start, end) if trace_id else stored.rows(StoredTraceEntry)
-    found = found.filter(stored.window(start, end))
+    found = (stored.spans_of_trace(trace_id, start, end) if trace_id else stored.rows(StoredTraceEntry)).filter(
+        _in_window(bool(trace_id), start, end))
     if status == "error":
         found = found.filter(ERROR_CONDITION)
     elif status == "slow":
@@ -157,6 +157,12 @@ def spans(
     if duration_min is not None:
         found = found.filter(duration_ms__gte=duration_min)
     return found
+
+
+def _in_window(one_trace: bool, start: datetime, end: datetime) -> Q:
+    # One trace's chunks are named by the hour filter (of the hours of the window): bounds on the chunks would only
+    # add conditions to plan for each hot partition.
+    return Q(ts__gte=start, ts__lt=end) if one_trace else stored.window(start, end)
 
 
 # Pages are read newest first in widening time slices below the page's upper bound. A selective filter
@@ -196,7 +202,7 @@ def newest_rows(queryset: QuerySet, start: datetime, end: datetime, count: int) 
     # One trace's rows are few and found through the hour filter whatever the window: slices would only repeat
     # the planning over every day partition of the hot rows once per slice.
     one_trace = queryset.model in (StoredTraceLookup, StoredLogLookup)
-    slices = [stored.window(start, end)] if one_trace else newest_first_slices(start, end)
+    slices = [_in_window(True, start, end)] if one_trace else newest_first_slices(start, end)
     for in_slice in slices:
         rows += newest_first(queryset.filter(in_slice))[: count - len(rows)]
         if len(rows) >= count:

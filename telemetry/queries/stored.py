@@ -8,7 +8,8 @@ row they are conditions on its own columns.
 
 A trace is looked for through the hour filter of migrations 0017 and 0021 (one block of a Bloom filter per hour:
 `hour_probes`), then the trace ids of the span or log chunks of its candidate hours (`chunks_of_trace`); a trace's spans
-are then read from those chunks' positions only (`spans_of_trace`, migration 0025). A search
+and log records are then read from those chunks' positions only (`spans_of_trace` and `logs_of_trace`, migrations
+0025 and 0026). A search
 term is looked for with the trigram index over the text of each log chunk (migration 0014).
 """
 
@@ -129,34 +130,37 @@ class _OfTrace(Expression):
         return condition.resolve_expression(query, allow_joins, reuse, summarize, for_save)
 
 
-def spans_of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None) -> QuerySet:
+def spans_of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None,
+                   using: str | None = None) -> QuerySet:
     """The stored spans of one trace (32 lower-case hex digits), hot or packed, as a queryset of StoredTraceLookup to
     filter further: of the chunks that hold it in the hours of [start, end) (all hours when not given), only the
     positions of its spans are read (migration 0025)."""
-    return _of_trace(StoredTraceLookup, trace_id, start, end)
+    return _of_trace(StoredTraceLookup, trace_id, start, end, using)
 
 
-def logs_of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None) -> QuerySet:
+def logs_of_trace(trace_id: str, start: datetime | None = None, end: datetime | None = None,
+                  using: str | None = None) -> QuerySet:
     """The stored log records of one trace, as `spans_of_trace` has its spans: a queryset of StoredLogLookup
     (migration 0026)."""
-    return _of_trace(StoredLogLookup, trace_id, start, end)
+    return _of_trace(StoredLogLookup, trace_id, start, end, using)
 
 
-# The chunks each lookup model reads, its function's arguments named (migrations 0025 and 0026).
-_LOOKUP_CHUNKS = {StoredTraceLookup: TRACE_CHUNKS, StoredLogLookup: LOG_CHUNKS}
-
-
-def _of_trace(model: type[Model], trace_id: str, start: datetime | None, end: datetime | None) -> QuerySet:
-    found = rows(model)
+def _of_trace(model: type[Model], trace_id: str, start: datetime | None, end: datetime | None,
+              using: str | None) -> QuerySet:
+    found = rows(model) if using is None else rows(model).using(using)
     try:
         packed_id = uuid.UUID(hex=trace_id)
     except ValueError:
         return found.none()  # not a trace id any stored row can have: still a valid (empty) answer, never an error
-    chunk_starts = tuple(chunks_of_trace(_LOOKUP_CHUNKS[model], packed_id, start, end))
+    chunk_starts = tuple(chunks_of_trace(_LOOKUP_CHUNKS[model], packed_id, start, end, using))
     query = found.query
     alias = query.get_initial_alias()
     query.alias_map[alias] = _OfTraceTable(query.alias_map[alias].table_name, alias, (model, packed_id, chunk_starts))
     return found.filter(trace_id=trace_id)
+
+
+# The chunks each lookup model's function reads (migrations 0025 and 0026).
+_LOOKUP_CHUNKS = {StoredTraceLookup: TRACE_CHUNKS, StoredLogLookup: LOG_CHUNKS}
 
 
 class _OfTraceTable(BaseTable):
@@ -186,16 +190,11 @@ def of_trace_sql(model: type[Model], trace_id: uuid.UUID, chunk_starts: Iterable
     return f"{model._meta.db_table}(%s::uuid, %s::timestamptz[])", [trace_id, list(chunk_starts)]
 
 
-def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None,
-                    using: str | None = None) -> list[datetime]:
-    """The `first_ts` of the chunks (of TRACE_CHUNKS or LOG_CHUNKS) that hold `trace_id`, of the hours of
-    [start, end) when given, else of all.
-
-    Two small queries whose answers the look-up then names as constants: the hours whose filter may hold the trace
-    (one index range of one block, a row an hour; the filter holds span and log chunks alike, migration 0021), then
-    the chunks of those hours whose trace ids do. With constants PostgreSQL reads only the chunk partitions of those
-    hours and plans only those; as one query with a subquery it planned every partition of the window, which over
-    30 days cost more than the look-up itself."""
+def hours_of_trace(trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None,
+                   using: str | None = None) -> list[datetime]:
+    """The UTC hours whose filter may hold `trace_id` (migrations 0017 and 0021: span and log chunks alike), of the
+    hours of chunks that may overlap [start, end) when given, else of all: one index range of one block of the filter,
+    a row an hour."""
     block, probes = hour_probes(trace_id)
     hours_sql, params = f"SELECT hour FROM {TRACE_HOURS} WHERE block = %s", [block]
     if start is not None:
@@ -204,13 +203,26 @@ def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = N
     if end is not None:
         hours_sql += " AND hour < %s"
         params.append(end)
-    hours_sql += " AND (" + " & ".join(["get_bit(bits, %s)"] * len(probes)) + ") = 1"
+    hours_sql += " AND (" + " & ".join(["get_bit(bits, %s)"] * len(probes)) + ") = 1 ORDER BY hour"
     with connections[using or read_alias()].cursor() as cursor:
         cursor.execute(hours_sql, [*params, *probes])
-        hours = [hour for (hour,) in cursor.fetchall()]
-        if not hours:
-            return []
-        in_hours = " OR ".join(["(first_ts >= %s AND first_ts < %s)"] * len(hours))
+        return [hour for (hour,) in cursor.fetchall()]
+
+
+def chunks_of_trace(chunks: str, trace_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None,
+                    using: str | None = None) -> list[datetime]:
+    """The `first_ts` of the chunks (of TRACE_CHUNKS or LOG_CHUNKS) that hold `trace_id`, of the hours of
+    [start, end) when given, else of all (for `of_trace`, over the views).
+
+    Two small queries whose answers the look-up then names as constants: the hours whose filter may hold the trace
+    (`hours_of_trace`), then the chunks of those hours whose trace ids do. With constants PostgreSQL reads only the
+    chunk partitions of those hours and plans only those; as one query with a subquery it planned every partition of
+    the window, which over 30 days cost more than the look-up itself."""
+    hours = hours_of_trace(trace_id, start, end, using)
+    if not hours:
+        return []
+    in_hours = " OR ".join(["(first_ts >= %s AND first_ts < %s)"] * len(hours))
+    with connections[using or read_alias()].cursor() as cursor:
         cursor.execute(f"SELECT DISTINCT first_ts FROM {chunks} WHERE ({in_hours}) AND trace_ids @> %s",
                        [*(bound for hour in hours for bound in (hour, hour + HOUR)), [trace_id]])
         return sorted(first_ts for (first_ts,) in cursor.fetchall())
