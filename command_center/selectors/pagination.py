@@ -71,13 +71,17 @@ def list_page(
     fresh the data in the window is. `read_page(queryset, start, end, cursor, limit) -> (rows, position)`
     reads the page (default: the records themselves; the trace list reads one row per trace instead).
 
-    Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's age.
+    Read live (never cached), so the section is as fresh as the request; `newest_ts` tells the data's age. No row
+    is newer than it, so the page is read below it: when the platform has gone quiet the slices start at its last
+    row, not in the empty minutes since (the trace list groups every trace of a slice it reads), and an empty window
+    reads nothing more.
     """
-    rows, after = read_page(queryset, start, end, cursor, limit)
+    newest = records.newest_ts(queryset, start, end)
+    rows, after = read_page(queryset, start, newest + records.RESOLUTION, cursor, limit) if newest else ([], None)
     now = timezone.now()
     return {
         **freshness(now, cadence_seconds, now),
-        "newest_ts": records.newest_ts(queryset, start, end),
+        "newest_ts": newest,
         "items": [to_row(row) for row in rows],
         "next_cursor": Cursor(after.ts, after.id).encode() if after is not None else None,
     }

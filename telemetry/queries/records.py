@@ -170,14 +170,19 @@ def _in_window(one_trace: bool, start: datetime, end: datetime) -> Q:
 # walking the (ts, id) index; a one-hour slice usually fills a page at a fraction of that cost. For packed
 # rows each slice also bounds the chunks (stored.window): only the chunks overlapping the slice are unpacked.
 SLICES = (timedelta(hours=1), timedelta(hours=6))
+# `newest_ts` looks further before planning the whole window: each of its queries is cheap to run, and what costs is
+# planning every day partition of it, for a window whose last hours are empty (the platform went quiet).
+NEWEST_SLICES = (*SLICES, timedelta(days=1), timedelta(days=7))
 # The resolution of timestamptz: `ts < t + RESOLUTION` is `ts <= t`.
 RESOLUTION = timedelta(microseconds=1)
 
 
-def newest_first_bounds(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """The window [start, end) as widening slices below `end`, newest first: (slice start, slice end)."""
+def newest_first_bounds(start: datetime, end: datetime, widths: tuple[timedelta, ...] = SLICES
+                        ) -> Iterator[tuple[datetime, datetime]]:
+    """The window [start, end) as slices below `end` of growing `widths` (from `end`), then the rest, newest first:
+    (slice start, slice end)."""
     slice_end = end
-    for width in (*SLICES, None):
+    for width in (*widths, None):
         slice_start = max(start, end - width) if width is not None else start
         yield slice_start, slice_end
         if slice_start <= start:
@@ -250,11 +255,11 @@ def newest_ts(queryset: QuerySet, start: datetime, end: datetime) -> datetime | 
     ends inside the window answers without being unpacked. Only a chunk that straddles `end` is unpacked, and
     only its times. The hot rows answer from their (ts, id) index.
 
-    Asked slice by slice, newest first (`newest_first_bounds`): the first slice holding a row has the newest one,
-    and a slice of an hour or six plans and reads the partitions of a day or two, where the whole window (30 days)
-    planned every partition of it for an answer that is almost always in its last hour."""
+    Asked slice by slice, newest first (`newest_first_bounds` of NEWEST_SLICES): the first slice holding a row has
+    the newest one, and a slice of an hour or six plans and reads the partitions of a day or two, where the whole
+    window (30 days) planned every partition of it for an answer that is almost always in its last hour."""
     shape = _PACKED_SHAPES[queryset.model]
-    for slice_start, slice_end in newest_first_bounds(start, end):
+    for slice_start, slice_end in newest_first_bounds(start, end, NEWEST_SLICES):
         newest = _newest_ts_in(shape, slice_start, slice_end)
         if newest is not None:
             return newest

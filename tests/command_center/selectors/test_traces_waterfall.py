@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from command_center.selectors.pagination import Cursor
@@ -37,9 +39,9 @@ def span(trace_id, ts, duration_ms, *, domain="api", name="http.server.request",
 @pytest.fixture
 def traces(now):
     """A: a request of 1 s with a failed db query, a call to the gateway and a query under it.
-    B: a lone db span. C: a 503 of 2 s. E: starts 2 s before the boundary of two of the slices the list reads
-    (17 min before the window's end) and has a span 3 s later, across it (the two must stay one trace). One
-    trace outside the 24 h window."""
+    B: a lone db span. C: a 503 of 2 s, the newest span. E: starts 2 s before the boundary of two of the slices the
+    list reads (17 min before the newest span, where they begin) and has a span 3 s later, across it (the two must
+    stay one trace). One trace outside the 24 h window."""
     a = now - timedelta(minutes=30)
     span(A, a, 1000, route="/api/v1/guilds/{id}", name="GET /api/v1/guilds/{id}")
     span(A, a + 10 * MS, 40, domain="db", name="SELECT guilds", status="ERROR")
@@ -48,7 +50,7 @@ def traces(now):
     span(B, now - timedelta(minutes=20), 30, domain="db", name="SELECT 1", status="OK")
     span(C, now - timedelta(minutes=10), 2000, route="/api/v1/messages/{id}", name="POST /api/v1/messages/{id}",
          status="503")
-    e = now - timedelta(minutes=17, seconds=2)
+    e = now - timedelta(minutes=10 + 17, seconds=2)
     span(E, e, 5000, route="/api/v1/voice/join", name="POST /api/v1/voice/join")
     span(E, e + timedelta(seconds=3), 20, domain="db", name="UPDATE rooms", status="OK")
     span(OUTSIDE, now - timedelta(hours=25), 10)
@@ -62,7 +64,7 @@ def listed(now, **filters):
 
 def test_one_row_per_trace_with_its_root_duration_counts_and_flags(now, traces):
     rows = listed(now)
-    assert [row["trace_id"] for row in rows] == [C, E, B, A]
+    assert [row["trace_id"] for row in rows] == [C, B, E, A]
     by_id = {row["trace_id"]: row for row in rows}
     assert by_id[A] == {
         "trace_id": A, "start": traces, "duration_ms": 1000, "span_count": 4, "error_count": 1, "slow_count": 1,
@@ -80,7 +82,7 @@ def test_one_row_per_trace_with_its_root_duration_counts_and_flags(now, traces):
 @pytest.mark.parametrize(("filters", "expected"), [
     ({"status": "error"}, [C, A]),
     ({"status": "slow"}, [C, E, A]),
-    ({"domain": "db"}, [E, B, A]),
+    ({"domain": "db"}, [B, E, A]),
     ({"route": "/internal/members"}, [A]),
     ({"duration_min": 1000}, [C, E, A]),
     ({"duration_min": 2001}, [E]),
@@ -94,7 +96,7 @@ def test_filters_keep_the_traces_one_of_whose_spans_matches(now, traces, filters
 
 def test_pages_of_one_walk_every_trace_once_and_packing_changes_nothing(now, traces):
     before = walk(trace_list_page, now - timedelta(hours=24), now, 1)
-    assert [page["items"][0]["trace_id"] for page in before] == [C, E, B, A]
+    assert [page["items"][0]["trace_id"] for page in before] == [C, B, E, A]
     assert [page["next_cursor"] is None for page in before] == [False, False, False, True]
     assert pack(now - timedelta(hours=30), now) == 9  # every span moved into chunks
     assert walk(trace_list_page, now - timedelta(hours=24), now, 1) == before
@@ -103,10 +105,26 @@ def test_pages_of_one_walk_every_trace_once_and_packing_changes_nothing(now, tra
 def test_a_page_after_a_cursor_starts_strictly_after_it(now, traces):
     first = trace_list_page(now - timedelta(hours=24), now, 2)
     cursor = Cursor.decode(first["next_cursor"])
-    assert (cursor.ts, cursor.id.hex) == (now - timedelta(minutes=17, seconds=2), E)
+    assert (cursor.ts, cursor.id.hex) == (now - timedelta(minutes=20), B)
     rest = trace_list_page(now - timedelta(hours=24), now, 2, cursor)
-    assert [row["trace_id"] for row in rest["items"]] == [B, A]
+    assert [row["trace_id"] for row in rest["items"]] == [E, A]
     assert rest["next_cursor"] is None
+
+
+def page_queries(queries) -> int:
+    return sum("WITH spans AS MATERIALIZED" in query["sql"] for query in queries.captured_queries)
+
+
+def test_a_window_whose_last_hours_are_empty_is_read_from_its_newest_span_down(now, traces):
+    """The platform went quiet: the slices start at its newest span (C), not in the empty hours above it, each of
+    which the list would read and group first. An empty window reads nothing but its newest row."""
+    with CaptureQueriesContext(connection) as queries:
+        page = trace_list_page(now - timedelta(hours=24), now + timedelta(hours=2), 1)
+    assert ([row["trace_id"] for row in page["items"]], page["newest_ts"]) == ([C], now - timedelta(minutes=10))
+    assert page_queries(queries) == 2  # C's 2 minutes, then the next 15 (B: a next page exists); not 4 from now + 2 h
+    with CaptureQueriesContext(connection) as queries:
+        empty = trace_list_page(now + timedelta(hours=1), now + timedelta(hours=2), 50)
+    assert (empty["items"], empty["next_cursor"], empty["newest_ts"], page_queries(queries)) == ([], None, None, 0)
 
 
 def test_the_waterfall_draws_offsets_durations_and_nesting_to_scale(now, traces):

@@ -62,6 +62,17 @@ def test_a_window_ending_inside_a_chunk_does_not_see_the_chunks_later_rows(now):
     assert records.newest_ts(spans, hour + timedelta(minutes=6), now) == hour + timedelta(minutes=40)
 
 
+def test_a_quiet_window_is_searched_a_day_then_a_week_back_before_the_whole_of_it(now, monkeypatch):
+    """Each slice plans the day partitions it covers: the platform quiet for two days costs a 7-day slice, not the
+    whole 30 days."""
+    TraceIndexEntryFactory(ts=now - timedelta(days=2))
+    searched, search = [], records._newest_ts_in
+    monkeypatch.setattr(records, "_newest_ts_in",
+                        lambda shape, start, end: searched.append(end - start) or search(shape, start, end))
+    assert records.newest_ts(stored.rows(StoredTraceEntry), now - timedelta(days=30), now) == now - timedelta(days=2)
+    assert searched == [timedelta(hours=1), timedelta(hours=5), timedelta(hours=18), timedelta(days=6)]
+
+
 def test_the_spans_of_one_trace_are_read_in_one_query_whatever_the_window_newest_first(now):
     wanted = "ab" * 16
     for ago in (timedelta(days=3), timedelta(hours=5), timedelta(minutes=20)):
