@@ -55,6 +55,8 @@ from command_center.api.params import ENDPOINTS  # noqa: E402
 from telemetry import packing  # noqa: E402
 from telemetry.contract import RETENTION_DAYS, Label, Metric  # noqa: E402
 from telemetry.jobs import Job, last_run  # noqa: E402
+from telemetry.models import StoredTraceEntry  # noqa: E402
+from telemetry.queries import records, stored  # noqa: E402
 from telemetry.rollups import refresh_rollups  # noqa: E402
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -245,9 +247,8 @@ def trace_of_12_hours_ago() -> str | None:
 
 
 def newest_span_ts() -> datetime:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT max(ts) FROM {packing.TRACE_TABLE}")  # the hot spans: --pack leaves the last hour
-        return cursor.fetchone()[0] or django_now()
+    now = django_now()
+    return records.newest_ts(stored.rows(StoredTraceEntry), now - timedelta(days=RETENTION_DAYS), now) or now
 
 
 def measure(client: Client, case: Case, requests: int, cold: bool = False) -> tuple[list[float], int]:
